@@ -1,0 +1,126 @@
+"""Helpers to drive the real app in Debian's Chromium with Playwright."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from bench.strokes import strokes_from_image
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(env_overrides: dict[str, str], timeout: float = 90):
+    """Start `streamlit run app.py` on a free localhost port; yield its URL."""
+    port = free_port()
+    env = {**os.environ, **env_overrides}
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+               "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    log = open(Path(env_overrides.get("DIGITS_DATA_DIR", "/tmp")) / "streamlit.log", "w")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the app did not start: see {log.name}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+
+
+def wait_for_idle(page, timeout: float = 30) -> None:
+    """Wait until Streamlit has finished the rerun that the last input started."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
+
+
+def prediction(scope) -> str | None:
+    """The value of the metric labelled 'Prediction' in scope (a page or a locator), if shown."""
+    metric = scope.locator('[data-testid="stMetric"]:visible').filter(has_text="Prediction")
+    if metric.count() == 0:
+        return None
+    return metric.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def draw_strokes(page, strokes, scale: float = 10.0, offset: tuple[float, float] = (0, 0)) -> None:
+    """Draw polylines of 28x28-grid points with the mouse on the canvas (Fabric's upper canvas)."""
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(state="visible")
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + offset[0] + (x + 0.5) * scale, box["y"] + offset[1] + (y + 0.5) * scale)
+                  for x, y in _smooth(stroke)]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=2)
+        page.mouse.up()
+        page.wait_for_timeout(150)
+
+
+def draw_digit(page, image: np.ndarray, scale: float = 10.0, offset: tuple[float, float] = (0, 0)) -> None:
+    """Redraw a 28x28 digit's skeleton with the mouse."""
+    draw_strokes(page, strokes_from_image(image), scale, offset)
+
+
+def _smooth(stroke: list[tuple[int, int]]) -> list[tuple[float, float]]:
+    """A moving average takes the stair-steps out of the pixel skeleton, as a hand would."""
+    points = np.array(stroke, dtype=float)
+    if len(points) < 5:
+        return [tuple(p) for p in points]
+    kernel = np.ones(3) / 3
+    smooth = np.column_stack([np.convolve(np.pad(points[:, i], 1, mode="edge"), kernel, "valid") for i in (0, 1)])
+    smooth[0], smooth[-1] = points[0], points[-1]
+    return [tuple(p) for p in smooth]
+
+
+def wait_for_prediction(page, timeout: float = 30) -> str:
+    page.locator('[data-testid="stMetric"]:visible').filter(has_text="Prediction").first.wait_for(timeout=timeout * 1000)
+    return prediction(page)
+
+
+def clear_canvas(page) -> None:
+    page.get_by_role("button", name="Reset canvas & history").first.click()

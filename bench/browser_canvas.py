@@ -1,0 +1,75 @@
+"""Digits drawn with the mouse in a real browser: how many does the app read right?
+
+Takes MNIST *test* digits (never training ones), turns each into pen strokes
+(its skeleton), draws them with Playwright's mouse on the app's canvas in
+Debian's Chromium, and reads the Prediction metric. Also reports the server
+time per stroke. Usage:
+
+    .venv/bin/python bench/browser_canvas.py [--count 50] [--seed 0] [--pen 18]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.browser import (clear_canvas, draw_strokes, launch_browser, running_app, wait_for_idle,  # noqa: E402
+                           wait_for_prediction)
+from bench.strokes import strokes_from_image  # noqa: E402
+from training.data import load_dataset  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale", type=float, default=10.0, help="canvas pixels per MNIST pixel")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    test = load_dataset("mnist").test
+    picks = np.random.default_rng(args.seed).choice(len(test), size=args.count, replace=False)
+    rows = []
+    with tempfile.TemporaryDirectory() as data, running_app({"DIGITS_DATA_DIR": data}) as url, \
+            sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
+        for index in picks:
+            strokes = strokes_from_image(test.x[index])
+            # The canvas is empty, so the metric appears only once the first stroke has been read:
+            # the time from releasing the mouse to that is what a user waits for.
+            draw_strokes(page, strokes[:1], scale=args.scale)
+            released = time.perf_counter()
+            page.locator('[data-testid="stMetric"]:visible').first.wait_for(timeout=30000)
+            latency = time.perf_counter() - released - 0.150  # draw_strokes pauses 150 ms after mouse-up
+            draw_strokes(page, strokes[1:], scale=args.scale)
+            wait_for_idle(page)
+            read = wait_for_prediction(page)
+            rows.append({"index": int(index), "label": int(test.y[index]), "read": read,
+                         "stroke_to_result_seconds": round(latency, 3)})
+            clear_canvas(page)
+            wait_for_idle(page)
+        browser.close()
+    correct = sum(str(r["label"]) == r["read"] for r in rows)
+    wrong = [r for r in rows if str(r["label"]) != r["read"]]
+    latencies = [r["stroke_to_result_seconds"] for r in rows]
+    print(json.dumps({"digits": len(rows), "correct": correct, "accuracy": round(correct / len(rows), 4),
+                      "wrong": wrong, "stroke_to_result_seconds": {"median": float(np.median(latencies)),
+                                                                    "p95": float(np.percentile(latencies, 95))}},
+                     indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Decode image files and bytes into numpy arrays, refusing what is unsafe or unreadable.
+
+Pillow does the decoding. We add what it does not: a size check from the
+header before any pixel is decoded (decompression bombs), the first frame of
+animations, EXIF orientation, and one error type with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "BMP": "BMP", "TIFF": "TIFF", "GIF": "GIF", "MPO": "JPEG"}
+ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff")
+MAX_FILE_BYTES = 25 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # a 40-megapixel photo; decoded as RGBA that is 160 MB
+_TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+class ImageDecodeError(ValueError):
+    """The input is not an image we can read; the message says why and what would work."""
+
+
+def _formats() -> str:
+    return ", ".join(sorted(set(ACCEPTED_FORMATS.values())))
+
+
+def read_bytes(path: str | Path) -> bytes:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageDecodeError(
+                f"{path.name} is {size / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB. Send a smaller photo.")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ImageDecodeError(f"{path} does not exist.") from None
+    except IsADirectoryError:
+        raise ImageDecodeError(f"{path} is a folder, not an image file.") from None
+    except PermissionError:
+        raise ImageDecodeError(f"{path} cannot be read (permission denied).") from None
+
+
+def decode_image(data: bytes, name: str = "the image") -> np.ndarray:
+    """Bytes of a PNG/JPEG/WebP/BMP/TIFF/GIF -> an array for model.preprocess.
+
+    Returns uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA, when there is
+    transparency), or float32 HxW in [0, 1] for 16-bit and float images.
+    """
+    if not data:
+        raise ImageDecodeError(f"{name} is empty (0 bytes). Expected an image file: {_formats()}.")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageDecodeError(f"{name} is {len(data) / 2**20:.1f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB.")
+    too_large = f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels: resize it before uploading"
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+        kind = ACCEPTED_FORMATS.get(image.format or "")
+        if kind is None:
+            raise ImageDecodeError(f"{name} is a {image.format} image; expected {_formats()}.")
+        width, height = image.size
+        if width * height > MAX_PIXELS or width <= 0 or height <= 0:
+            raise ImageDecodeError(f"{name} is {width}x{height} pixels; {too_large}.")
+        image.seek(0)  # the first frame of an animation
+        image = ImageOps.exif_transpose(image)
+        return _to_array(image)
+    except ImageDecodeError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageDecodeError(f"{name} is not an image file we can read. Expected {_formats()}.") from None
+    except Image.DecompressionBombError as error:
+        # Pillow's own, stricter-than-ours check fired first, from the header.
+        raise ImageDecodeError(f"{name} is too large ({error}); {too_large}.") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
+        raise ImageDecodeError(f"{name} is truncated or corrupt ({error}). Save or export it again.") from None
+
+
+def _to_array(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image.convert("I"), dtype=np.float64)
+        top = 65535.0 if values.max() > 255 or mode.startswith("I;16") else 255.0
+        return (np.clip(values, 0, top) / top).astype(np.float32)
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        top = float(values.max())
+        return np.clip(values / (255.0 if top > 1.0 else 1.0), 0.0, 1.0)
+    if mode in _TRANSPARENT_MODES or (mode == "P" and "transparency" in image.info) or "transparency" in image.info:
+        return np.asarray(image.convert("RGBA"))
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"))
+    return np.asarray(image.convert("RGB"))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    return decode_image(read_bytes(path), Path(path).name)

@@ -1,0 +1,83 @@
+"""Read digits with a trained model: preprocessing plus a compiled forward pass."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from model.artifacts import SHIPPED_MODEL, load_model, read_sidecar
+from model.constants import INPUT_SIZE, NUM_CLASSES
+from model.preprocess import preprocess
+from model.tf_runtime import tensorflow
+
+# Below this top probability a reading is reported as uncertain.
+LOW_CONFIDENCE = 0.6
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """One input's result: a digit with its probabilities, or the reason there is none."""
+
+    digit: int | None
+    confidence: float | None = None
+    probabilities: tuple[float, ...] | None = None
+    reason: str | None = None
+    model_input: np.ndarray | None = None  # the 28x28 image the model saw
+    box: tuple[int, int, int, int] | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        return self.digit is not None and self.confidence < LOW_CONFIDENCE
+
+    def top(self, count: int = 2) -> list[tuple[int, float]]:
+        if self.probabilities is None:
+            return []
+        order = np.argsort(self.probabilities)[::-1][:count]
+        return [(int(i), float(self.probabilities[i])) for i in order]
+
+
+class Recognizer:
+    """A loaded model. Create once per process; it is safe to call from one thread at a time."""
+
+    def __init__(self, model_path: Path = SHIPPED_MODEL):
+        tf = tensorflow()
+        self.model_path = Path(model_path)
+        self.info = read_sidecar(self.model_path)
+        self.model = load_model(self.model_path)
+        model = self.model
+        # A fixed signature compiles the graph once: calling model.predict per
+        # image costs ~50 ms of setup; this costs well under one.
+        self._forward = tf.function(
+            lambda batch: model(batch, training=False),
+            input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 1], tf.float32)],
+        )
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) uint8 model inputs -> (N, 10) probabilities."""
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(f"Expected (N, {INPUT_SIZE}, {INPUT_SIZE}) images, got {images.shape}.")
+        if len(images) == 0:
+            return np.zeros((0, NUM_CLASSES), np.float32)
+        batch = images.astype(np.float32)[..., None]
+        return np.asarray(self._forward(batch), dtype=np.float32)
+
+    def read(self, image: np.ndarray) -> Reading:
+        return self.read_many([image])[0]
+
+    def read_many(self, images: list[np.ndarray]) -> list[Reading]:
+        """Preprocess each image and read all the non-blank ones in one batch."""
+        prepared = [preprocess(image) for image in images]
+        inputs = [p.image for p in prepared if p.image is not None]
+        probabilities = iter(self.probabilities(np.stack(inputs)) if inputs else [])
+        readings = []
+        for p in prepared:
+            if p.image is None:
+                readings.append(Reading(None, reason=p.reason))
+                continue
+            probs = next(probabilities)
+            digit = int(np.argmax(probs))
+            readings.append(Reading(digit, float(probs[digit]), tuple(float(v) for v in probs), None, p.image, p.box))
+        return readings

@@ -1,0 +1,87 @@
+"""python -m model.predict [--json] PATH...: read the digit in each image.
+
+With --json, one JSON object per input, in input order, on stdout:
+  {"path": ..., "digit": 7, "confidence": 0.998, "probabilities": [10 floats]}
+  {"path": ..., "digit": null, "reason": "..."}            nothing to read
+  {"path": ..., "error": "..."}                           unreadable file
+Unreadable files do not stop the others; the exit code is 1 if any input
+could not be read, 2 for a usage or model error, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from model.artifacts import SHIPPED_MODEL, ModelFileError
+from model.images import ImageDecodeError, read_image
+
+CHUNK = 256  # images decoded and read together: bounded memory, batched model calls
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m model.predict",
+        description="Read handwritten digits from image files (PNG, JPEG, WebP, BMP, TIFF, GIF).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per input")
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="a .keras model with its JSON sidecar")
+    return parser
+
+
+def _result(path: str, reading) -> dict:
+    if reading.digit is None:
+        return {"path": path, "digit": None, "reason": reading.reason}
+    return {"path": path, "digit": reading.digit, "confidence": round(reading.confidence, 6),
+            "probabilities": [round(p, 6) for p in reading.probabilities]}
+
+
+def _line(result: dict) -> str:
+    if "error" in result:
+        return f"{result['path']}: error: {result['error']}"
+    if result["digit"] is None:
+        return f"{result['path']}: no digit ({result['reason']})"
+    return f"{result['path']}: {result['digit']} ({result['confidence']:.1%})"
+
+
+def run(paths: list[str], recognizer, as_json: bool, out=sys.stdout) -> int:
+    failures = 0
+    for start in range(0, len(paths), CHUNK):
+        chunk = paths[start : start + CHUNK]
+        results: list[dict | None] = [None] * len(chunk)
+        images, slots = [], []
+        for slot, path in enumerate(chunk):
+            try:
+                images.append(read_image(path))
+                slots.append(slot)
+            except ImageDecodeError as error:
+                results[slot] = {"path": path, "error": str(error)}
+                failures += 1
+        for slot, reading in zip(slots, recognizer.read_many(images)):
+            results[slot] = _result(chunk[slot], reading)
+        for result in results:
+            print(json.dumps(result) if as_json else _line(result), file=out)
+        out.flush()
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    from model.inference import Recognizer
+
+    try:
+        recognizer = Recognizer(args.model)
+    except ModelFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return run(args.paths, recognizer, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Model versions on disk, and which one is active.
+
+Layout under the data directory (``$DIGITS_DATA_DIR``, default ``var/``)::
+
+    models/<version>/digits.keras (+ .json sidecar, history, curves, ...)
+    models/active.json   {"version": ..., "previous": [older active versions]}
+
+The model shipped in ``model/`` is the version named ``shipped``: it is active
+when nothing else is. Changing the active version rewrites ``active.json``
+atomically under a file lock, so every session and process sees either the
+old or the new version, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+
+from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, read_sidecar
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_VERSION = "shipped"
+MODEL_FILE = "digits.keras"
+
+
+# A new model may be promoted without a second thought unless it is worse
+# than the active one by more than this (absolute test accuracy).
+PROMOTION_MARGIN = 0.002
+
+
+def worse_by(candidate: dict, active: ModelVersion) -> float:
+    """How much lower the candidate's MNIST test accuracy is (0 if not lower or unknown)."""
+    new = candidate.get("metrics", {}).get("test_mnist", {}).get("accuracy")
+    if new is None or active.test_accuracy is None:
+        return 0.0
+    return max(0.0, active.test_accuracy - new)
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("DIGITS_DATA_DIR", ROOT / "var"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    path: Path
+    info: dict
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.info.get("metrics", {}).get("test_mnist", {}).get("accuracy")
+
+    @property
+    def trained_on(self) -> str:
+        datasets = self.info.get("data", {}).get("datasets", [])
+        return " + ".join(f"{d['name']} ({d['train']:,} train)" for d in datasets) or "unknown data"
+
+
+class Registry:
+    def __init__(self, root: Path | None = None, shipped: Path = SHIPPED_MODEL):
+        self.root = Path(root) if root else data_dir() / "models"
+        self.shipped = Path(shipped)
+        self._pointer = self.root / "active.json"
+
+    @contextlib.contextmanager
+    def _locked(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _path(self, version: str) -> Path:
+        if version == SHIPPED_VERSION:
+            return self.shipped
+        if not version or "/" in version or version.startswith("."):
+            raise ValueError(f"{version!r} is not a model version name.")
+        return self.root / version / MODEL_FILE
+
+    def get(self, version: str) -> ModelVersion:
+        path = self._path(version)
+        if not path.exists():
+            raise ModelFileError(f"Model version {version!r} does not exist (looked for {path}).")
+        return ModelVersion(version, path, read_sidecar(path))
+
+    def versions(self) -> list[ModelVersion]:
+        """Every stored version, newest first, then the shipped one."""
+        found = []
+        if self.root.exists():
+            for folder in sorted(self.root.iterdir(), reverse=True):
+                if (folder / MODEL_FILE).exists():
+                    with contextlib.suppress(ModelFileError):
+                        found.append(self.get(folder.name))
+        if self.shipped.exists():
+            found.append(self.get(SHIPPED_VERSION))
+        return found
+
+    def _read_pointer(self) -> dict:
+        try:
+            return json.loads(self._pointer.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"version": SHIPPED_VERSION, "previous": []}
+
+    def active_version(self) -> str:
+        return self._read_pointer().get("version", SHIPPED_VERSION)
+
+    def active(self) -> ModelVersion:
+        """The active version; the shipped model if the pointer names one that is gone."""
+        try:
+            return self.get(self.active_version())
+        except (ModelFileError, ValueError):
+            return self.get(SHIPPED_VERSION)
+
+    def add(self, model_path: Path) -> ModelVersion:
+        """Copy a trained model and its companion files in, as a new inactive version."""
+        model_path = Path(model_path)
+        info = read_sidecar(model_path)
+        version = info["version"]
+        target = self.root / version
+        staging = self.root / f".{version}.incoming"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for companion in model_path.parent.glob(f"{model_path.stem}.*"):
+            shutil.copy2(companion, staging / companion.name.replace(model_path.stem, Path(MODEL_FILE).stem, 1))
+        with self._locked():
+            if target.exists():
+                shutil.rmtree(staging)
+            else:
+                os.replace(staging, target)
+        return self.get(version)
+
+    def activate(self, version: str) -> ModelVersion:
+        chosen = self.get(version)
+        with self._locked():
+            pointer = self._read_pointer()
+            current = pointer.get("version", SHIPPED_VERSION)
+            if current != version:
+                previous = [current] + [v for v in pointer.get("previous", []) if v != current]
+                atomic_write_json(self._pointer, {"version": version, "previous": previous[:50]})
+        return chosen
+
+    def rollback(self) -> ModelVersion:
+        """Re-activate the version that was active before the current one."""
+        with self._locked():
+            pointer = self._read_pointer()
+            previous = [v for v in pointer.get("previous", []) if self._path(v).exists()]
+            if not previous:
+                raise ValueError("There is no earlier model to roll back to.")
+            atomic_write_json(self._pointer, {"version": previous[0], "previous": previous[1:]})
+        return self.get(previous[0])

@@ -1,0 +1,42 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def mnist_sample():
+    """50 MNIST *test* images, 5 per digit: (x uint8 (50, 28, 28), y uint8 (50,))."""
+    with np.load(FIXTURES / "mnist_test_sample.npz") as arrays:
+        return arrays["x"], arrays["y"]
+
+
+@pytest.fixture(scope="session")
+def recognizer():
+    from model.inference import Recognizer
+
+    return Recognizer()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never touch the network: connections anywhere but this machine fail loudly."""
+    import socket
+
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        if self.family == socket.AF_UNIX or (isinstance(address, tuple) and address[0] in LOOPBACK):
+            return real_connect(self, address)
+        raise RuntimeError(f"a test tried to open a network connection to {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)

@@ -1,0 +1,146 @@
+"""The app's wiring, with streamlit.testing.v1.AppTest and a fake canvas."""
+
+import io
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+
+
+class FakeCanvas(types.ModuleType):
+    """Stands in for streamlit_drawable_canvas: returns whatever image the test 'drew'."""
+
+    def __init__(self):
+        super().__init__("streamlit_drawable_canvas")
+        self.image = None
+        self.calls = []
+
+    def st_canvas(self, **kwargs):
+        self.calls.append(kwargs)
+        return types.SimpleNamespace(image_data=self.image, json_data=None)
+
+
+@pytest.fixture
+def canvas(monkeypatch, tmp_path):
+    import streamlit as st
+
+    fake = FakeCanvas()
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", fake)
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path / "data"))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield fake
+    st.cache_resource.clear()
+
+
+def _app():
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(APP, default_timeout=60)
+
+
+def _canvas_rgba(digit_image, size=280):
+    """An MNIST digit as the canvas sends it: white strokes on black, RGBA."""
+    big = np.array(Image.fromarray(digit_image).resize((size, size), Image.BILINEAR))
+    return np.dstack([big, big, big, np.full_like(big, 255)])
+
+
+def _predictions(at):
+    return [m.value for m in at.metric if m.label == "Prediction"]
+
+
+def test_empty_canvas_shows_a_hint_and_no_digit(canvas):
+    at = _app().run()
+    assert not at.exception
+    assert _predictions(at) == []
+    assert any("Draw a digit" in info.value for info in at.info)
+    call = canvas.calls[-1]
+    assert call["return_image_data"] is True and call["key"] == "canvas"
+    assert call["stroke_width"] == at.slider(key="pen_width").value
+
+
+def test_blank_canvas_after_clear_shows_the_hint(canvas):
+    canvas.image = np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)])
+    at = _app().run()
+    assert _predictions(at) == [] and any("Nothing to read" in info.value for info in at.info)
+
+
+def test_drawing_shows_prediction_chart_and_model_input(canvas, mnist_sample):
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    assert not at.exception
+    assert _predictions(at) == [str(y[35])]
+    assert any("What the model saw" in (image.caption or "") for image in at.get("imgs")) or at.get("imgs")
+    assert any("Confidence" in md.value for md in at.markdown)
+
+
+def test_pen_width_is_passed_to_the_canvas(canvas):
+    at = _app().run()
+    at.slider(key="pen_width").set_value(30).run()
+    assert canvas.calls[-1]["stroke_width"] == 30
+
+
+def _png(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_goes_through_the_photo_pipeline(canvas, mnist_sample):
+    x, y = mnist_sample
+    photo = np.kron(255 - x[12], np.ones((5, 5), np.uint8))  # dark ink on paper
+    at = _app().run()
+    at.file_uploader(key="upload").set_value(("digit.png", _png(photo), "image/png")).run()
+    assert not at.exception
+    assert _predictions(at) == [str(y[12])]
+
+
+def test_unreadable_upload_gets_a_clear_message(canvas):
+    at = _app().run()
+    at.file_uploader(key="upload").set_value(("fake.png", b"<html>not an image</html>", "image/png")).run()
+    assert not at.exception
+    assert any("not an image" in error.value for error in at.error)
+    assert _predictions(at) == []
+
+
+def test_camera_photo_is_read(canvas, mnist_sample):
+    x, y = mnist_sample
+    photo = np.kron(255 - x[20], np.ones((8, 8), np.uint8))
+    buffer = io.BytesIO()
+    Image.fromarray(photo).convert("RGB").save(buffer, format="JPEG", quality=90)
+    at = _app().run()
+    at.camera_input(key="camera").set_value(("photo.jpg", buffer.getvalue(), "image/jpeg")).run()
+    assert not at.exception
+    assert _predictions(at) == [str(y[20])]
+
+
+def test_sidebar_shows_the_active_model(canvas):
+    at = _app().run()
+    text = " ".join(md.value for md in at.sidebar.markdown)
+    assert "shipped" in text and "MNIST test accuracy" in text
+    assert at.sidebar.button(key="train_start") is not None
+
+
+def test_second_training_start_is_refused(canvas, monkeypatch):
+    from training import jobs as jobs_module
+
+    started = []
+
+    def fake_start(self, **settings):
+        if started:
+            raise jobs_module.TrainingAlreadyRunning("A training run is already running on this server")
+        started.append(settings)
+
+    monkeypatch.setattr(jobs_module.TrainingJobs, "start", fake_start)
+    at = _app().run()
+    at.sidebar.button(key="train_start").click().run()
+    assert started and started[0]["preset"] == "quick" and started[0]["data"] == ("mnist",)
+    at.sidebar.button(key="train_start").click().run()
+    assert any("already running" in w.value for w in at.sidebar.warning)

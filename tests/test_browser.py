@@ -1,0 +1,113 @@
+"""The real app in a real browser: Playwright drives Debian's Chromium.
+
+Draws digits with the mouse, uploads a photo, and retrains from the sidebar
+while a second session keeps reading digits.
+"""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.browser import (chromium_path, clear_canvas, draw_digit, launch_browser, running_app, wait_for_idle,
+                           wait_for_prediction)
+
+if chromium_path() is None:
+    if os.environ.get("REQUIRE_BROWSER"):
+        raise RuntimeError("REQUIRE_BROWSER is set but no Chromium was found: apt-get install chromium")
+    pytest.skip("Chromium is not installed (apt-get install chromium); skipping the browser tests",
+                allow_module_level=True)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, mnist_sample):
+    from training.data import Dataset, Split, save_cache
+
+    data = tmp_path_factory.mktemp("app-data")
+    cache = data / "cache"
+    # A small training set for the retrain check, built from the fixture's digits.
+    x, y = mnist_sample
+    rng = np.random.default_rng(0)
+    shifted = np.stack([np.roll(x[i % len(x)], tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for i in range(1200)])
+    labels = np.array([y[i % len(y)] for i in range(1200)], np.uint8)
+    save_cache(Dataset("mnist", "browser-test digits", Split(shifted, labels), Split(x, y)), cache)
+    with running_app({"DIGITS_DATA_DIR": str(data), "DIGITS_CACHE_DIR": str(cache)}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        yield browser
+        browser.close()
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_text("Handwritten digit recognizer").wait_for(timeout=60000)
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
+    return page
+
+
+def test_digits_drawn_with_the_mouse_are_read(browser, app_url, mnist_sample):
+    x, y = mnist_sample
+    page = _open(browser, app_url)
+    picks = [0, 7, 12, 16, 21, 27, 33, 36, 42, 47]  # one MNIST test digit of each class
+    read = []
+    for index in picks:
+        draw_digit(page, x[index])
+        wait_for_idle(page)
+        read.append(wait_for_prediction(page))
+        clear_canvas(page)
+        wait_for_idle(page)
+    assert read == [str(y[i]) for i in picks]
+
+
+def test_uploaded_photo_is_read(browser, app_url, mnist_sample, tmp_path):
+    x, y = mnist_sample
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.kron(255 - x[44], np.ones((10, 10), np.uint8))).convert("RGB").save(photo, quality=85)
+    page = _open(browser, app_url)
+    page.get_by_role("tab", name="Upload").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+    assert wait_for_prediction(page) == str(y[44])
+
+
+def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app_url, mnist_sample, tmp_path):
+    x, y = mnist_sample
+    trainer = _open(browser, app_url)
+    reader = _open(browser, app_url)
+    sidebar = trainer.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("button", name="Start training").click()
+    sidebar.get_by_text("epoch").first.wait_for(timeout=60000)  # live progress
+    assert sidebar.locator('[data-testid="stProgress"]').count() >= 1
+
+    # Another session is served while the worker trains.
+    draw_digit(reader, x[7])
+    wait_for_idle(reader)
+    assert wait_for_prediction(reader) == str(y[7])
+
+    # A second start is refused while the first runs.
+    sidebar.get_by_role("button", name="Start training").click()
+    sidebar.get_by_text("already running").wait_for(timeout=30000)
+
+    sidebar.get_by_text("Training finished").wait_for(timeout=240000)
+    # The tiny training set makes a worse model: it must not be promoted without confirmation.
+    promote = sidebar.get_by_role("button", name="Promote")
+    assert promote.is_disabled()
+    sidebar.get_by_text("Promote it anyway").click()
+    promote.click()
+    sidebar.get_by_text("Active model").wait_for()
+    trainer.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('shipped ·')", timeout=30000)
+    # Roll back to the shipped model.
+    sidebar.get_by_text("Model versions").click()
+    sidebar.get_by_role("button", name="Roll back to the previous model").click()
+    trainer.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('shipped ·')", timeout=30000)

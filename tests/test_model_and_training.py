@@ -1,0 +1,166 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from model.architectures import ARCHITECTURES, build_model
+from model.artifacts import ModelFileError, companion_path, file_sha256, load_model, read_sidecar, sidecar_path
+from training.config import TrainConfig, build_parser, config_from_args
+from training.data import Dataset, Split
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_architectures_take_28x28x1_and_scale_once(name):
+    import keras
+
+    model = build_model(name)
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    rescaling = [layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling)]
+    assert len(rescaling) == 1 and rescaling[0].scale == pytest.approx(1 / 255)
+    probabilities = model(np.zeros((2, 28, 28, 1), np.float32)).numpy()
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_unknown_architecture():
+    with pytest.raises(ValueError, match="expected one of"):
+        build_model("resnet9000")
+
+
+def test_augmentation_is_active_only_in_training():
+    from training.augment import build_augmenter
+
+    augmenter = build_augmenter(15, 0.1, 0.1, 0.5, seed=1)
+    images = np.zeros((4, 28, 28, 1), np.float32)
+    images[:, 8:20, 12:16] = 255
+    assert np.array_equal(augmenter(images, training=False), images)
+    changed = np.asarray(augmenter(images, training=True))
+    assert not np.array_equal(changed, images)
+    assert changed.min() >= 0 and changed.max() <= 255.01
+
+
+def test_cli_help_shows_defaults():
+    text = build_parser().format_help()
+    for option in ("--architecture", "--data", "--epochs", "--batch-size", "--learning-rate", "--lr-schedule",
+                   "--seed", "--output", "--limit"):
+        assert option in text
+    assert "(default: 40)" in text and "(default: deep)" in text
+
+
+def test_cli_builds_the_frozen_config():
+    config = config_from_args(build_parser().parse_args(["--data", "mnist,emnist", "--epochs", "3", "--limit", "100"]))
+    assert config.data == ("mnist", "emnist") and config.epochs == 3 and config.limit == 100
+    with pytest.raises(Exception):
+        config.epochs = 5  # frozen
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"architecture": "vgg"}, "architecture"),
+    ({"data": ("svhn",)}, "data"),
+    ({"epochs": 0}, "epochs"),
+    ({"output": "model.h5"}, ".keras"),
+])
+def test_invalid_configs_are_refused(changes, message):
+    from pathlib import Path
+
+    if "output" in changes:
+        changes["output"] = Path(changes["output"])
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)
+
+
+def test_bad_cli_values_exit_with_a_message():
+    result = subprocess.run([sys.executable, "-m", "training", "--data", "svhn"], capture_output=True, text=True)
+    assert result.returncode == 2 and "data must name datasets" in result.stderr and "Traceback" not in result.stderr
+
+
+def _toy_dataset(count=240, seed=0):
+    """Bars whose position encodes the label: learnable in one epoch."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, count).astype(np.uint8)
+    x = np.zeros((count, 28, 28), np.uint8)
+    for image, label in zip(x, y):
+        image[4:24, 2 + 2 * label : 4 + 2 * label] = 255
+    return Split(x, y)
+
+
+def _train_toy(tmp_path, **changes):
+    from training.train import train
+
+    config = TrainConfig(architecture="compact", epochs=2, batch_size=32, validation_size=40,
+                         output=tmp_path / "toy.keras", seed=1, **changes)
+    dataset = Dataset("mnist", "toy", _toy_dataset(), _toy_dataset(60, seed=1))
+    return config, train(config, datasets=[dataset])
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("toy")
+    return _train_toy(tmp_path)
+
+
+def test_training_writes_model_sidecar_history_and_curves(toy_model):
+    config, sidecar = toy_model
+    output = config.output
+    assert output.exists() and sidecar_path(output).exists()
+    on_disk = read_sidecar(output)
+    assert on_disk == json.loads(json.dumps(sidecar))
+    for key in ("version", "created", "data", "config", "epochs_run", "metrics", "libraries", "model_sha256",
+                "training_seconds", "epoch_seconds_median"):
+        assert key in on_disk
+    assert on_disk["model_sha256"] == file_sha256(output)
+    assert on_disk["data"]["train"] == 200 and on_disk["data"]["validation"] == 40
+    assert set(on_disk["metrics"]) == {"validation", "test_mnist"}
+    assert on_disk["libraries"]["keras"].startswith("3.")
+    history = json.loads(companion_path(output, "history.json").read_text())
+    assert len(history["loss"]) == on_disk["epochs_run"] == 2
+    assert companion_path(output, "curves.png").stat().st_size > 1000
+    assert not list(output.parent.glob(".toy-run-*")), "temporary files are cleaned up"
+
+
+def test_saved_model_loads_in_safe_mode_and_checks_its_sha(toy_model, tmp_path):
+    config, _ = toy_model
+    model = load_model(config.output)
+    assert model.output_shape == (None, 10)
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(config.output.read_bytes()[:5000])
+    sidecar_path(broken).write_text(sidecar_path(config.output).read_text())
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        load_model(broken)
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "missing.keras")
+
+
+def test_failed_training_leaves_the_previous_model_untouched(toy_model, tmp_path):
+    import keras
+
+    from training.train import train
+
+    config, _ = toy_model
+    before = (config.output.read_bytes(), sidecar_path(config.output).read_text())
+
+    class Boom(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(config, extra_callbacks=[Boom()], datasets=[Dataset("mnist", "toy", _toy_dataset(), _toy_dataset(60))])
+    assert (config.output.read_bytes(), sidecar_path(config.output).read_text()) == before
+    assert not list(config.output.parent.glob(".toy-run-*"))
+
+
+def test_evaluation_writes_report_figures_and_json(toy_model, tmp_path):
+    from model.inference import Recognizer
+    from training.evaluate import comparison_table, evaluate, write_outputs
+
+    config, _ = toy_model
+    test = _toy_dataset(80, seed=3)
+    result = evaluate(Recognizer(config.output), test)
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["count"] == 80
+    assert np.array(result["confusion_matrix"]).sum() == 80
+    written = write_outputs(config.output, result, test, tmp_path)
+    saved = json.loads(written["evaluation.json"].read_text())
+    assert saved["accuracy"] == result["accuracy"] and "per_class" in saved
+    assert written["confusion.png"].stat().st_size > 1000 and written["worst.png"].stat().st_size > 1000
+    assert "F1 9" in comparison_table(["a", "b"], [result, result])

@@ -1,0 +1,114 @@
+"""Model versions, promotion and rollback; the app's background training worker."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, file_sha256, sidecar_path
+from model.registry import SHIPPED_VERSION, Registry, worse_by
+from training.data import Dataset, Split, save_cache
+from training.jobs import TrainingAlreadyRunning, TrainingJobs
+
+
+def _fake_model(folder, version, accuracy):
+    """A stand-in model file with a sidecar; the registry only moves files around."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "candidate.keras"
+    path.write_bytes(f"model {version}".encode())
+    atomic_write_json(sidecar_path(path), {"version": version, "model_sha256": file_sha256(path),
+                                           "metrics": {"test_mnist": {"accuracy": accuracy}}})
+    (folder / "candidate.curves.png").write_bytes(b"png")
+    return path
+
+
+def test_the_shipped_model_is_active_by_default(tmp_path):
+    registry = Registry(tmp_path / "models")
+    assert registry.active().version == SHIPPED_VERSION
+    assert registry.active().path == SHIPPED_MODEL
+    assert [v.version for v in registry.versions()] == [SHIPPED_VERSION]
+
+
+def test_add_activate_and_roll_back(tmp_path):
+    registry = Registry(tmp_path / "models")
+    first = registry.add(_fake_model(tmp_path / "run1", "20260101-000000", 0.99))
+    assert (first.path.parent / "digits.curves.png").exists()
+    assert registry.active().version == SHIPPED_VERSION  # adding does not activate
+    registry.activate(first.version)
+    second = registry.add(_fake_model(tmp_path / "run2", "20260102-000000", 0.995))
+    registry.activate(second.version)
+    assert registry.active().version == second.version
+    assert [v.version for v in registry.versions()] == [second.version, first.version, SHIPPED_VERSION]
+    assert Registry(tmp_path / "models").active().version == second.version  # another process sees it
+    assert registry.rollback().version == first.version
+    assert registry.rollback().version == SHIPPED_VERSION
+    with pytest.raises(ValueError, match="no earlier model"):
+        registry.rollback()
+
+
+def test_a_pointer_to_a_missing_version_falls_back_to_the_shipped_model(tmp_path):
+    registry = Registry(tmp_path / "models")
+    version = registry.add(_fake_model(tmp_path / "run", "20260101-000000", 0.99))
+    registry.activate(version.version)
+    shutil.rmtree(version.path.parent)
+    assert registry.active().version == SHIPPED_VERSION
+    (tmp_path / "models" / "active.json").write_text("{not json")
+    assert registry.active().version == SHIPPED_VERSION
+    with pytest.raises(ModelFileError):
+        registry.activate("20990101-000000")
+    with pytest.raises(ValueError):
+        registry.get("../etc")
+
+
+def test_promotion_margin():
+    registry = Registry()
+    shipped = registry.active()
+    accuracy = shipped.test_accuracy
+    assert worse_by({"metrics": {"test_mnist": {"accuracy": accuracy - 0.01}}}, shipped) == pytest.approx(0.01)
+    assert worse_by({"metrics": {"test_mnist": {"accuracy": accuracy + 0.001}}}, shipped) == 0.0
+    assert worse_by({"metrics": {}}, shipped) == 0.0
+
+
+@pytest.fixture
+def tiny_cache(tmp_path, monkeypatch, mnist_sample):
+    x, y = mnist_sample
+    cache = tmp_path / "cache"
+    save_cache(Dataset("mnist", "test digits", Split(np.concatenate([x] * 8), np.concatenate([y] * 8)), Split(x, y)), cache)
+    monkeypatch.setenv("DIGITS_CACHE_DIR", str(cache))
+    return cache
+
+
+def test_a_training_job_runs_in_the_background_and_reports_progress(tmp_path, tiny_cache):
+    jobs = TrainingJobs(tmp_path / "runs")
+    state = jobs.start("quick", epochs=2, extra_args=("--validation-size", "50"))
+    assert state.running
+    with pytest.raises(TrainingAlreadyRunning, match="already running"):
+        jobs.start("quick")
+    assert TrainingJobs(tmp_path / "runs").state().running  # another session sees the same job
+    final = jobs.wait(timeout=300)
+    assert final.status == "done", final.message
+    assert final.progress["history"]["loss"] and len(final.progress["history"]["val_loss"]) == 2
+    sidecar = final.sidecar()
+    assert sidecar["architecture"] == "compact" and sidecar["epochs_run"] == 2
+    jobs.resolve("kept")
+    assert jobs.state().resolved == "kept"
+
+
+def test_a_cancelled_job_leaves_no_model(tmp_path, tiny_cache):
+    jobs = TrainingJobs(tmp_path / "runs")
+    state = jobs.start("quick", epochs=50)
+    jobs.cancel()
+    final = jobs.state()
+    assert final.status == "cancelled" and not final.running
+    assert not final.model_path.exists()
+    assert jobs.start("quick", epochs=1).running  # a new job may start after a cancel
+    jobs.cancel()
+
+
+def test_a_failing_job_reports_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITS_CACHE_DIR", str(tmp_path / "empty-cache"))
+    jobs = TrainingJobs(tmp_path / "runs")
+    jobs.start("quick", data=("mnist",), extra_args=("--data-dir", str(tmp_path / "nothing"), "--batch-size", "0"))
+    final = jobs.wait(timeout=120)
+    assert final.status == "failed" and "batch_size" in final.message

@@ -1,0 +1,108 @@
+"""The one training configuration: a frozen dataclass and the CLI that fills it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from model.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from training.data import DATASETS, DEFAULT_CACHE_DIR
+
+DEFAULT_OUTPUT = Path("model") / "digits.keras"
+LR_SCHEDULES = ("cosine", "exponential", "constant")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    architecture: str = DEFAULT_ARCHITECTURE
+    data: tuple[str, ...] = ("mnist",)
+    epochs: int = 40
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 1
+    patience: int = 10  # epochs without a better validation loss before stopping
+    validation_size: int = 5000  # held out from the training data, never the test set
+    rotation_degrees: float = 10.0
+    shift: float = 0.1  # fraction of the image
+    zoom: float = 0.1
+    stroke: float = 0.4  # pen-width change, see RandomStrokeWidth
+    mixed_precision: bool = False  # bfloat16 compute where the CPU supports it
+    seed: int = 42
+    limit: int | None = None  # smoke run: use at most this many images per split
+    output: Path = DEFAULT_OUTPUT
+    progress_file: Path | None = None  # JSON progress for another process to show
+    data_dir: Path | None = None
+    cache_dir: Path = DEFAULT_CACHE_DIR
+
+    def __post_init__(self):
+        problems = []
+        if self.architecture not in ARCHITECTURES:
+            problems.append(f"architecture must be one of {sorted(ARCHITECTURES)}, got {self.architecture!r}")
+        unknown = [name for name in self.data if name not in DATASETS]
+        if not self.data or unknown:
+            problems.append(f"data must name datasets from {DATASETS}, got {','.join(self.data) or 'nothing'}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            problems.append(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.learning_rate <= 0:
+            problems.append("learning_rate must be positive")
+        if self.limit is not None and self.limit < 10:
+            problems.append("limit must be at least 10 images")
+        if self.output.suffix != ".keras":
+            problems.append(f"output must end in .keras (the native Keras format), got {self.output}")
+        if problems:
+            raise ValueError("Invalid training configuration: " + "; ".join(problems) + ".")
+
+    def to_json(self) -> dict:
+        return {key: (str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value)
+                for key, value in dataclasses.asdict(self).items()}
+
+
+def _datasets(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Train the digit CNN and write <name>.keras with its JSON sidecar, history and curves.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--architecture", choices=sorted(ARCHITECTURES), default=defaults.architecture,
+                        help="compact: the light baseline; deep: the accurate default")
+    parser.add_argument("--data", type=_datasets, default=",".join(defaults.data),
+                        help="comma-separated datasets: mnist, emnist (EMNIST Digits)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="at most this many epochs")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per training step")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="peak learning rate (Adam)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
+                        help="cosine: warm-up then cosine decay; exponential: x0.9 per epoch")
+    parser.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs, help="linear warm-up (cosine schedule)")
+    parser.add_argument("--patience", type=int, default=defaults.patience, help="early-stopping patience in epochs")
+    parser.add_argument("--validation-size", type=int, default=defaults.validation_size,
+                        help="images held out from the training data for early stopping")
+    parser.add_argument("--rotation-degrees", type=float, default=defaults.rotation_degrees, help="random rotation, +-degrees")
+    parser.add_argument("--shift", type=float, default=defaults.shift, help="random translation, fraction of the image")
+    parser.add_argument("--zoom", type=float, default=defaults.zoom, help="random zoom, +-fraction")
+    parser.add_argument("--stroke", type=float, default=defaults.stroke, help="random pen-width change, 0 to 1")
+    parser.add_argument("--mixed-precision", action="store_true", help="compute in bfloat16 where the CPU supports it")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the split, the shuffling, augmentation and weights")
+    parser.add_argument("--limit", type=int, default=defaults.limit, help="smoke run: at most N images per split")
+    parser.add_argument("--output", type=Path, default=defaults.output, help="where to write the .keras model")
+    parser.add_argument("--progress-file", type=Path, default=defaults.progress_file,
+                        help="also write progress (epoch, batch, curves) to this JSON file")
+    parser.add_argument("--data-dir", type=Path, default=defaults.data_dir,
+                        help="folder with mnist.npz or the IDX files (and EMNIST's), used before any download")
+    parser.add_argument("--cache-dir", type=Path, default=defaults.cache_dir, help="where loaded datasets are cached as npz")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{key: value for key, value in vars(args).items() if key in fields})

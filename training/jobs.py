@@ -1,0 +1,192 @@
+"""Background training for the app: one worker process per server, state on disk.
+
+The app must keep answering while a model trains, so training runs as its own
+process (``python -m training``), at a lower CPU priority than the app. Its
+progress and outcome live in files under ``<data dir>/runs/``, so a reloaded
+page, another session, or a restarted app all see the same job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from model.artifacts import atomic_write_json, read_sidecar
+from model.registry import data_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {
+    "quick": {"architecture": "compact", "epochs": 3, "label": "Quick: compact CNN, 3 epochs (about a minute)"},
+    "full": {"architecture": "deep", "epochs": 40, "label": "Full: the default deep CNN, 40 epochs (about 35 minutes)"},
+}
+
+
+class TrainingAlreadyRunning(RuntimeError):
+    pass
+
+
+def read_progress(path: Path) -> dict | None:
+    """What training.progress.ProgressFile last wrote, or None."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    run_id: str
+    status: str  # training | evaluating | done | failed | cancelled
+    run_dir: Path
+    progress: dict
+    started: float
+    message: str = ""
+    resolved: str | None = None  # what a user decided about a finished model: promoted | kept
+
+    @property
+    def model_path(self) -> Path:
+        return self.run_dir / "digits.keras"
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("starting", "training", "evaluating")
+
+    def sidecar(self) -> dict | None:
+        return read_sidecar(self.model_path) if self.status == "done" else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a finished child that nobody has reaped yet is a zombie, not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+class TrainingJobs:
+    """Start, watch and cancel the server's one training job."""
+
+    def __init__(self, runs_dir: Path | None = None, python: str = sys.executable):
+        self.runs_dir = Path(runs_dir) if runs_dir else data_dir() / "runs"
+        self.python = python
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._current = self.runs_dir / "current.json"
+
+    def _record(self) -> dict | None:
+        try:
+            return json.loads(self._current.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def state(self) -> JobState | None:
+        record = self._record()
+        if record is None:
+            return None
+        run_dir = Path(record["run_dir"])
+        progress = read_progress(run_dir / "progress.json") or {}
+        status = record.get("status", "starting")
+        if status in ("starting", "training", "evaluating"):
+            status = self._settle(record, run_dir, progress)
+        return JobState(record["run_id"], status, run_dir, progress, record["started"], record.get("message", ""),
+                        record.get("resolved"))
+
+    def _settle(self, record: dict, run_dir: Path, progress: dict) -> str:
+        """Find out whether a job that was running has ended, and how."""
+        returncode = None
+        if self._process is not None and self._process.pid == record["pid"]:
+            returncode = self._process.poll()
+            if returncode is None:
+                return progress.get("status", "starting")
+        elif _alive(record["pid"]):
+            return progress.get("status", "starting")
+        if (run_dir / "digits.keras").exists() and (run_dir / "digits.json").exists() and returncode in (0, None):
+            status, message = "done", ""
+        else:
+            status, message = "failed", self._log_tail(run_dir)
+        record.update(status=status, message=message, ended=time.time())
+        atomic_write_json(self._current, record)
+        return status
+
+    @staticmethod
+    def _log_tail(run_dir: Path, lines: int = 8) -> str:
+        try:
+            text = (run_dir / "train.log").read_text(errors="replace").strip().splitlines()
+        except FileNotFoundError:
+            return "the training process ended without a log"
+        errors = [line for line in text if line.startswith("error:") or "Error" in line]
+        return "\n".join((errors or text)[-lines:])
+
+    def start(self, preset: str = "quick", data: tuple[str, ...] = ("mnist",), epochs: int | None = None,
+              architecture: str | None = None, extra_args: tuple[str, ...] = ()) -> JobState:
+        if preset not in PRESETS:
+            raise ValueError(f"Unknown preset {preset!r}; expected one of {sorted(PRESETS)}.")
+        with self._lock:
+            current = self.state()
+            if current is not None and current.running:
+                raise TrainingAlreadyRunning(
+                    f"A training run ({current.run_id}) is already running on this server; "
+                    "wait for it to finish or cancel it.")
+            chosen = PRESETS[preset]
+            run_id = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = self.runs_dir / run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            command = ["nice", "-n", "10", self.python, "-m", "training",
+                       "--architecture", architecture or chosen["architecture"],
+                       "--epochs", str(epochs or chosen["epochs"]), "--data", ",".join(data),
+                       "--output", str(run_dir / "digits.keras"), "--progress-file", str(run_dir / "progress.json"),
+                       *extra_args]
+            log = open(run_dir / "train.log", "w")
+            self._process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            log.close()
+            record = {"run_id": run_id, "pid": self._process.pid, "run_dir": str(run_dir), "started": time.time(),
+                      "status": "starting", "command": command}
+            atomic_write_json(self._current, record)
+        return self.state()
+
+    def cancel(self) -> None:
+        with self._lock:
+            record = self._record()
+            if record is None or record.get("status") not in ("starting", "training", "evaluating"):
+                return
+            try:
+                os.killpg(record["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            if self._process is not None and self._process.pid == record["pid"]:
+                try:
+                    self._process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(record["pid"], signal.SIGKILL)
+                    self._process.wait()
+            record.update(status="cancelled", message="cancelled by a user", ended=time.time())
+            atomic_write_json(self._current, record)
+
+    def resolve(self, outcome: str) -> None:
+        """Record what was done with the finished model, so no session offers it again."""
+        with self._lock:
+            record = self._record()
+            if record is not None:
+                record["resolved"] = outcome
+                atomic_write_json(self._current, record)
+
+    def wait(self, timeout: float = 600, poll: float = 0.5) -> JobState | None:
+        """Block until the job ends (for tests and scripts)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.state()
+            if state is None or not state.running:
+                return state
+            time.sleep(poll)
+        raise TimeoutError(f"training did not finish within {timeout:.0f} s")

@@ -1,0 +1,212 @@
+"""Train the CNN from a TrainConfig and write the model with its sidecar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.artifacts import atomic_write_json, companion_path, file_sha256, sidecar_path
+from model.constants import INPUT_SIZE
+from training.config import TrainConfig
+from training.data import Dataset, Split, load_datasets
+
+log = logging.getLogger(__name__)
+
+
+def library_versions() -> dict:
+    import cv2
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__}
+
+
+def split_validation(train: Split, size: int, seed: int) -> tuple[Split, Split]:
+    """Hold out `size` training images (a seeded random choice) for early stopping."""
+    order = np.random.default_rng(seed).permutation(len(train))
+    size = min(size, len(train) // 5)
+    held, kept = order[:size], order[size:]
+    return Split(train.x[kept], train.y[kept]), Split(train.x[held], train.y[held])
+
+
+def _limit(split: Split, limit: int | None) -> Split:
+    return split if limit is None else Split(split.x[:limit], split.y[:limit])
+
+
+def make_datasets(datasets: list[Dataset], config: TrainConfig):
+    """Combine the datasets, hold out validation data, limit for smoke runs."""
+    train = Split(np.concatenate([d.train.x for d in datasets]), np.concatenate([d.train.y for d in datasets]))
+    train, validation = split_validation(train, config.validation_size, config.seed)
+    tests = {d.name: _limit(d.test, config.limit) for d in datasets}
+    return _limit(train, config.limit), _limit(validation, config.limit), tests
+
+
+def _tf_pipeline(split: Split, config: TrainConfig, augmenter=None, shuffle: bool = False):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((split.x[..., None], split.y))
+    if shuffle:
+        data = data.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
+    data = data.batch(config.batch_size)
+    data = data.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=tf.data.AUTOTUNE)
+    if augmenter is not None:
+        data = data.map(lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def _learning_rate(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    total = config.epochs * steps_per_epoch
+    warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 10, decay_steps=max(1, total - warmup), alpha=0.01,
+            warmup_target=config.learning_rate, warmup_steps=warmup)
+    if config.lr_schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, decay_rate=0.9)
+    return config.learning_rate
+
+
+class _EpochTimer:
+    """Keras callback recording each epoch's wall time."""
+
+    def __new__(cls):
+        import keras
+
+        class EpochTimer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds: list[float] = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._start)
+
+        return EpochTimer()
+
+
+def evaluate_split(model, split: Split, batch_size: int = 1024) -> dict:
+    probabilities = model.predict(split.x[..., None].astype(np.float32), batch_size=batch_size, verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    losses = -np.log(np.clip(probabilities[np.arange(len(split)), split.y], 1e-12, 1.0))
+    return {"accuracy": float((predicted == split.y).mean()), "loss": float(losses.mean()),
+            "errors": int((predicted != split.y).sum()), "count": len(split)}
+
+
+def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | None = None) -> dict:
+    """Train, evaluate and save atomically. Returns the sidecar that was written."""
+    from model.tf_runtime import tensorflow
+
+    tensorflow()
+    import keras
+
+    from training.augment import build_augmenter
+    from training.reports import plot_curves
+
+    started = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    if datasets is None:
+        datasets = load_datasets(config.data, config.data_dir, config.cache_dir)
+    train_split, validation, tests = make_datasets(datasets, config)
+    data_seconds = time.perf_counter() - started
+    log.info("Training on %d images, validating on %d; test sets: %s", len(train_split), len(validation),
+             {name: len(split) for name, split in tests.items()})
+
+    augmenter = build_augmenter(config.rotation_degrees, config.shift, config.zoom, config.stroke, config.seed)
+    train_data = _tf_pipeline(train_split, config, augmenter, shuffle=True)
+    validation_data = _tf_pipeline(validation, config)
+    steps = int(np.ceil(len(train_split) / config.batch_size))
+
+    from model.architectures import build_model
+
+    model = build_model(config.architecture)
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    output = Path(config.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
+    timer = _EpochTimer()
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1),
+        keras.callbacks.ModelCheckpoint(work / "checkpoint.keras", monitor="val_loss", save_best_only=True),
+        timer,
+        *extra_callbacks,
+    ]
+    if config.progress_file:
+        from training.progress import ProgressFile
+
+        callbacks.append(ProgressFile(config.progress_file))
+    try:
+        history = model.fit(train_data, validation_data=validation_data, epochs=config.epochs,
+                            callbacks=callbacks, verbose=2 if os.environ.get("CI") else 1)
+        train_seconds = time.perf_counter() - started - data_seconds
+        metrics = {"validation": evaluate_split(model, validation)}
+        for name, split in tests.items():
+            label = "test_mnist" if name == "mnist" else f"test_{name}"
+            metrics[label] = evaluate_split(model, split)
+        if "mnist" in tests and len(datasets) > 1:
+            metrics["test_mnist"]["note"] = ("trained with EMNIST, which shares NIST writers with MNIST: "
+                                             "the MNIST test figure may be optimistic")
+        sidecar = _save(model, output, work, config, datasets, train_split, validation, history.history,
+                        timer.seconds, train_seconds, data_seconds, metrics)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    plot_curves(history.history, companion_path(output, "curves.png"))
+    log.info("Saved %s: validation accuracy %.4f, test %s", output, metrics["validation"]["accuracy"],
+             {k: round(v["accuracy"], 5) for k, v in metrics.items() if k.startswith("test")})
+    return sidecar
+
+
+def _save(model, output: Path, work: Path, config: TrainConfig, datasets, train_split, validation,
+          history: dict, epoch_seconds: list[float], train_seconds: float, data_seconds: float,
+          metrics: dict) -> dict:
+    """Write model, history and sidecar; the model is renamed into place last but one.
+
+    A run that dies before the renames leaves the previous model untouched.
+    """
+    staged = work / output.name
+    model.save(staged)
+    now = dt.datetime.now(dt.timezone.utc)
+    sidecar = {
+        "format": 1,
+        "version": now.strftime("%Y%m%d-%H%M%S"),
+        "created": now.isoformat(timespec="seconds"),
+        "architecture": config.architecture,
+        "input_shape": [INPUT_SIZE, INPUT_SIZE, 1],
+        "parameters": int(model.count_params()),
+        "data": {
+            "datasets": [d.describe() for d in datasets],
+            "train": len(train_split),
+            "validation": len(validation),
+        },
+        "config": config.to_json(),
+        "epochs_run": len(epoch_seconds),
+        "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+        "training_seconds": round(train_seconds, 1),
+        "data_loading_seconds": round(data_seconds, 1),
+        "epoch_seconds_median": round(float(np.median(epoch_seconds)), 2),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "metrics": metrics,
+        "libraries": library_versions(),
+        "model_sha256": file_sha256(staged),
+    }
+    history_json = {key: [float(v) for v in values] for key, values in history.items()}
+    atomic_write_json(companion_path(output, "history.json"), history_json)
+    os.replace(staged, output)
+    atomic_write_json(sidecar_path(output), sidecar)
+    return sidecar
