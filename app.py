@@ -179,8 +179,10 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
         st.rerun(scope="app")
 
 
-def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion) -> None:
+def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion, was_running: bool) -> None:
     state = jobs.state()
+    if was_running and (state is None or not state.running):
+        st.rerun(scope="app")  # training ended: redraw the whole page and stop the timer
     if state is None or state.resolved:
         return
     if state.running:
@@ -189,6 +191,9 @@ def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion)
         finished_model(state, jobs, registry, active)
     else:
         st.error(f"Training {state.status}: {state.message}")
+        if st.button("Dismiss", key="train_dismiss"):
+            jobs.resolve("dismissed")
+            st.rerun(scope="app")
 
 
 def versions_panel(registry: Registry, active: ModelVersion) -> None:
@@ -225,8 +230,9 @@ with st.sidebar:
         except TrainingAlreadyRunning as error:
             st.warning(str(error))
     job = jobs.state()
+    running = job is not None and job.running
     # Refresh the progress every second while training runs, without rerunning the page.
-    st.fragment(run_every=1.0 if job is not None and job.running else None)(training_panel)(jobs, registry, active)
+    st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running)
 
 st.title("Handwritten digit recognizer")
 draw_tab, upload_tab, camera_tab = st.tabs(["Draw", "Upload", "Camera"])

@@ -117,9 +117,22 @@ def _smooth(stroke: list[tuple[int, int]]) -> list[tuple[float, float]]:
     return [tuple(p) for p in smooth]
 
 
-def wait_for_prediction(page, timeout: float = 30) -> str:
-    page.locator('[data-testid="stMetric"]:visible').filter(has_text="Prediction").first.wait_for(timeout=timeout * 1000)
-    return prediction(page)
+def wait_for_prediction(page, timeout: float = 30, settle: float = 1.0) -> str:
+    """The Prediction metric's value once it has stayed the same for `settle` seconds.
+
+    Each stroke triggers a rerun, and Streamlit shows its running indicator only
+    for runs that take a while, so the value is watched until it stops changing.
+    """
+    deadline = time.monotonic() + timeout
+    value, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        current = prediction(page)
+        if current != value:
+            value, since = current, time.monotonic()
+        elif value is not None and time.monotonic() - since >= settle:
+            return value
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"no settled prediction within {timeout} s (last seen: {value})")
 
 
 def clear_canvas(page) -> None:

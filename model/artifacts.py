@@ -48,6 +48,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
         tmp = handle.name
+    os.chmod(tmp, 0o644)  # temporary files are private; the result is an ordinary file
     os.replace(tmp, path)
 
 

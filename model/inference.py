@@ -44,8 +44,8 @@ class Recognizer:
     def __init__(self, model_path: Path = SHIPPED_MODEL):
         tf = tensorflow()
         self.model_path = Path(model_path)
+        self.model = load_model(self.model_path)  # checks that the file exists and matches its sidecar
         self.info = read_sidecar(self.model_path)
-        self.model = load_model(self.model_path)
         model = self.model
         # A fixed signature compiles the graph once: calling model.predict per
         # image costs ~50 ms of setup; this costs well under one.

@@ -77,7 +77,8 @@ def test_drawing_shows_prediction_chart_and_model_input(canvas, mnist_sample):
     at = _app().run()
     assert not at.exception
     assert _predictions(at) == [str(y[35])]
-    assert any("What the model saw" in (image.caption or "") for image in at.get("imgs")) or at.get("imgs")
+    assert any("What the model saw" in caption for image in at.image for caption in image.captions)
+    assert len(at.get("vega_lite_chart")) == 1  # the probability chart
     assert any("Confidence" in md.value for md in at.markdown)
 
 

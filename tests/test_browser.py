@@ -4,7 +4,6 @@ Draws digits with the mouse, uploads a photo, and retrains from the sidebar
 while a second session keeps reading digits.
 """
 
-import io
 import os
 
 import numpy as np
@@ -84,24 +83,30 @@ def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app
     trainer = _open(browser, app_url)
     reader = _open(browser, app_url)
     sidebar = trainer.locator('[data-testid="stSidebar"]')
+    epochs = sidebar.get_by_label("Epochs", exact=True)
+    epochs.fill("6")  # long enough to watch, short enough for CI
+    epochs.press("Enter")
+    wait_for_idle(trainer)
     sidebar.get_by_role("button", name="Start training").click()
-    sidebar.get_by_text("epoch").first.wait_for(timeout=60000)  # live progress
-    assert sidebar.locator('[data-testid="stProgress"]').count() >= 1
+    progress = sidebar.locator('[data-testid="stProgress"]')
+    progress.wait_for(timeout=60000)  # live progress, refreshed by the fragment
+    sidebar.get_by_text("Training: epoch").wait_for(timeout=60000)
+
+    # A second start is refused while the first runs.
+    sidebar.get_by_role("button", name="Start training").click()
+    sidebar.get_by_text("already running").wait_for(timeout=30000)
 
     # Another session is served while the worker trains.
     draw_digit(reader, x[7])
     wait_for_idle(reader)
     assert wait_for_prediction(reader) == str(y[7])
 
-    # A second start is refused while the first runs.
-    sidebar.get_by_role("button", name="Start training").click()
-    sidebar.get_by_text("already running").wait_for(timeout=30000)
-
     sidebar.get_by_text("Training finished").wait_for(timeout=240000)
     # The tiny training set makes a worse model: it must not be promoted without confirmation.
     promote = sidebar.get_by_role("button", name="Promote")
     assert promote.is_disabled()
     sidebar.get_by_text("Promote it anyway").click()
+    playwright_api.expect(promote).to_be_enabled(timeout=30000)
     promote.click()
     sidebar.get_by_text("Active model").wait_for()
     trainer.wait_for_function(

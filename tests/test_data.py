@@ -1,6 +1,5 @@
 import gzip
 import hashlib
-import io
 import pickle
 import zipfile
 from pathlib import Path

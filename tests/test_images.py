@@ -16,7 +16,6 @@ def _encode(image: Image.Image, fmt: str, **options) -> bytes:
 
 
 def _digit_like(mode="L", size=(40, 30)):
-    image = Image.new(mode, size, 0)
     pixels = np.zeros(size[::-1], np.uint8)
     pixels[5:25, 10:14] = 255
     return Image.fromarray(pixels).convert(mode)

@@ -110,7 +110,7 @@ def test_command_line_end_to_end(inputs):
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 1, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["path"] for line in lines] == command[3:]
+    assert [line["path"] for line in lines] == command[4:]
     assert lines[0]["digit"] == inputs["cases"][0][1] and lines[1]["digit"] is None and "error" in lines[2]
     assert "Traceback" not in result.stderr
 

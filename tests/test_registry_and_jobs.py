@@ -1,6 +1,5 @@
 """Model versions, promotion and rollback; the app's background training worker."""
 
-import json
 import shutil
 
 import numpy as np
@@ -97,7 +96,7 @@ def test_a_training_job_runs_in_the_background_and_reports_progress(tmp_path, ti
 
 def test_a_cancelled_job_leaves_no_model(tmp_path, tiny_cache):
     jobs = TrainingJobs(tmp_path / "runs")
-    state = jobs.start("quick", epochs=50)
+    assert jobs.start("quick", epochs=50).running
     jobs.cancel()
     final = jobs.state()
     assert final.status == "cancelled" and not final.running

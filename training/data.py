@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
-import io
 import logging
 import os
 import pickle
@@ -34,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from model.artifacts import file_sha256
 from model.constants import INPUT_SIZE
 from model.preprocess import frame_digit
 
@@ -96,16 +95,8 @@ class Dataset:
 # --------------------------------------------------------------------------- checks and formats
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str) -> None:
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise ChecksumError(
             f"{path} has SHA-256 {actual}, expected {expected}. The file is corrupt or not the "
@@ -217,7 +208,7 @@ def save_cache(dataset: Dataset, cache_dir: Path) -> Path:
         np.savez(handle, x_train=dataset.train.x, y_train=dataset.train.y, x_test=dataset.test.x,
                  y_test=dataset.test.y, source=np.array(dataset.source))
         tmp = Path(handle.name)
-    digest = sha256_of(tmp)
+    digest = file_sha256(tmp)
     os.replace(tmp, path)
     path.with_suffix(".npz.sha256").write_text(digest + "\n")
     return path

@@ -8,7 +8,6 @@ With --compare, prints both models side by side.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
