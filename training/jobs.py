@@ -24,7 +24,7 @@ from model.registry import data_dir
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "quick": {"architecture": "compact", "epochs": 3, "label": "Quick: compact CNN, 3 epochs (about a minute)"},
-    "full": {"architecture": "deep", "epochs": 40, "label": "Full: the default deep CNN, 40 epochs (about 35 minutes)"},
+    "full": {"architecture": "deep", "epochs": 40, "label": "Full: the default deep CNN, 40 epochs (35-45 minutes on 2 cores)"},
 }
 
 

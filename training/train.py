@@ -153,7 +153,8 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         callbacks.append(ProgressFile(config.progress_file))
     try:
         history = model.fit(train_data, validation_data=validation_data, epochs=config.epochs,
-                            callbacks=callbacks, verbose=2 if os.environ.get("CI") else 1)
+                            callbacks=callbacks, shuffle=False,  # the pipeline shuffles
+                            verbose=2 if os.environ.get("CI") else 1)
         train_seconds = time.perf_counter() - started - data_seconds
         metrics = {"validation": evaluate_split(model, validation)}
         for name, split in tests.items():
