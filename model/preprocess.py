@@ -126,12 +126,12 @@ def ink_mask(flat: np.ndarray) -> np.ndarray | None:
 def frame_digit(ink: np.ndarray) -> np.ndarray:
     """Frame bright-on-black ink the MNIST way: 20x20 box, centre of mass centred.
 
-    Pixels equal to zero are background. Returns a 28x28 uint8 image (all zero
+    Takes uint8 (0..255) or float (0..1) ink; pixels equal to zero are
+    background. Returns a 28x28 uint8 image (all zero
     if there is no ink). An image already framed like MNIST comes back as it was.
     """
-    ink = np.asarray(ink, dtype=np.float32)
-    if ink.max() > 1.0:  # uint8-valued input
-        ink = ink / PIXEL_MAX
+    ink = np.asarray(ink)
+    ink = ink.astype(np.float32) / PIXEL_MAX if np.issubdtype(ink.dtype, np.integer) else ink.astype(np.float32)
     rows = np.flatnonzero(ink.max(axis=1) > 0)
     cols = np.flatnonzero(ink.max(axis=0) > 0)
     frame = np.zeros((INPUT_SIZE, INPUT_SIZE), np.float32)

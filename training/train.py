@@ -13,18 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
-from model.artifacts import atomic_write_json, companion_path, file_sha256, sidecar_path
-from model.constants import INPUT_SIZE
-from training.config import TrainConfig
-from training.data import Dataset, Split, load_datasets
+from model.tf_runtime import tensorflow
+
+tf = tensorflow()  # before Keras, so that TensorFlow starts quietly
+import keras  # noqa: E402
+
+from model.architectures import build_model  # noqa: E402
+from model.artifacts import atomic_write_json, companion_path, file_sha256, sidecar_path  # noqa: E402
+from model.constants import INPUT_SIZE  # noqa: E402
+from training.augment import build_augmenter  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.data import Dataset, Split, load_datasets  # noqa: E402
+from training.progress import ProgressFile  # noqa: E402
+from training.reports import plot_curves  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
 def library_versions() -> dict:
     import cv2
-    import keras
-    import tensorflow as tf
 
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "opencv": cv2.__version__}
@@ -51,8 +58,6 @@ def make_datasets(datasets: list[Dataset], config: TrainConfig):
 
 
 def _tf_pipeline(split: Split, config: TrainConfig, augmenter=None, shuffle: bool = False):
-    import tensorflow as tf
-
     data = tf.data.Dataset.from_tensor_slices((split.x[..., None], split.y))
     if shuffle:
         data = data.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
@@ -64,8 +69,6 @@ def _tf_pipeline(split: Split, config: TrainConfig, augmenter=None, shuffle: boo
 
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int):
-    import keras
-
     total = config.epochs * steps_per_epoch
     warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
     if config.lr_schedule == "cosine":
@@ -77,24 +80,18 @@ def _learning_rate(config: TrainConfig, steps_per_epoch: int):
     return config.learning_rate
 
 
-class _EpochTimer:
-    """Keras callback recording each epoch's wall time."""
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's wall time."""
 
-    def __new__(cls):
-        import keras
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
 
-        class EpochTimer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds: list[float] = []
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._start)
-
-        return EpochTimer()
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
 def evaluate_split(model, split: Split, batch_size: int = 1024) -> dict:
@@ -107,14 +104,6 @@ def evaluate_split(model, split: Split, batch_size: int = 1024) -> dict:
 
 def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | None = None) -> dict:
     """Train, evaluate and save atomically. Returns the sidecar that was written."""
-    from model.tf_runtime import tensorflow
-
-    tensorflow()
-    import keras
-
-    from training.augment import build_augmenter
-    from training.reports import plot_curves
-
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
@@ -131,8 +120,6 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     validation_data = _tf_pipeline(validation, config)
     steps = int(np.ceil(len(train_split) / config.batch_size))
 
-    from model.architectures import build_model
-
     model = build_model(config.architecture)
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps)),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -140,7 +127,7 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     output = Path(config.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
-    timer = _EpochTimer()
+    timer = EpochTimer()
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1),
         keras.callbacks.ModelCheckpoint(work / "checkpoint.keras", monitor="val_loss", save_best_only=True),
@@ -148,8 +135,6 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         *extra_callbacks,
     ]
     if config.progress_file:
-        from training.progress import ProgressFile
-
         callbacks.append(ProgressFile(config.progress_file))
     try:
         history = model.fit(train_data, validation_data=validation_data, epochs=config.epochs,
