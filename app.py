@@ -57,6 +57,16 @@ def canvas_input() -> np.ndarray | None:
     return drawing.image_data
 
 
+@st.fragment
+def draw_panel(recognizer: Recognizer) -> None:
+    """Canvas and result together: a stroke reruns only this part of the page."""
+    canvas_column, result_column = st.columns([1, 2])
+    with canvas_column:
+        drawing = canvas_input()
+    with result_column:
+        show_reading(recognizer.read(drawing) if drawing is not None else None, "Draw a digit on the black canvas.")
+
+
 def upload_input() -> tuple[bytes, str] | None:
     upload = st.file_uploader("Upload a photo or scan of a digit", type=list(ACCEPTED_EXTENSIONS), key="upload")
     return (upload.getvalue(), upload.name) if upload is not None else None
@@ -237,11 +247,7 @@ with st.sidebar:
 st.title("Handwritten digit recognizer")
 draw_tab, upload_tab, camera_tab = st.tabs(["Draw", "Upload", "Camera"])
 with draw_tab:
-    canvas_column, result_column = st.columns([1, 2])
-    with canvas_column:
-        drawing = canvas_input()
-    with result_column:
-        show_reading(recognizer.read(drawing) if drawing is not None else None, "Draw a digit on the black canvas.")
+    draw_panel(recognizer)
 with upload_tab:
     show_reading(read_file(recognizer, upload_input()), "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of one digit.")
 with camera_tab:
