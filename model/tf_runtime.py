@@ -16,20 +16,25 @@ import sys
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
+def native_output_silenced(descriptors: tuple[int, ...] = (2,)):
+    """Point the given file descriptors at /dev/null (C++ code writes to them directly)."""
     try:
+        sys.stdout.flush()
         sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real descriptor 2 (some test runners)
+        saved = [os.dup(fd) for fd in descriptors]
+    except (OSError, ValueError):  # no real descriptors (some test runners)
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
+        for fd in descriptors:
+            os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        sys.stdout.flush()
+        for fd, copy in zip(descriptors, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
 
 
@@ -37,7 +42,7 @@ def _native_stderr_silenced():
 def tensorflow():
     """The tensorflow module, imported and initialised quietly."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_stderr_silenced():
+    with native_output_silenced():
         import tensorflow as tf
 
         tf.config.list_logical_devices()  # device initialisation prints its notices here

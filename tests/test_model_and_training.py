@@ -164,3 +164,15 @@ def test_evaluation_writes_report_figures_and_json(toy_model, tmp_path):
     assert saved["accuracy"] == result["accuracy"] and "per_class" in saved
     assert written["confusion.png"].stat().st_size > 1000 and written["worst.png"].stat().st_size > 1000
     assert "F1 9" in comparison_table(["a", "b"], [result, result])
+
+
+def test_fast_path_matches_keras_on_1000_inputs(recognizer, mnist_sample):
+    """The LiteRT path gives the same probabilities as the Keras model (within 1e-5)."""
+    x, _ = mnist_sample
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, size=(950, 28, 28), dtype=np.uint8)
+    images = np.concatenate([x, noise])
+    keras_probabilities = recognizer.model.predict(images.astype(np.float32)[..., None], batch_size=250, verbose=0)
+    assert np.abs(recognizer.probabilities(images) - keras_probabilities).max() < 1e-5
+    one_by_one = np.concatenate([recognizer.probabilities(image[None]) for image in images[:20]])
+    assert np.abs(one_by_one - keras_probabilities[:20]).max() < 1e-5
