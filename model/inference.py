@@ -9,7 +9,7 @@ import numpy as np
 
 from model.artifacts import SHIPPED_MODEL, load_model, read_sidecar
 from model.constants import INPUT_SIZE, NUM_CLASSES
-from model.preprocess import preprocess
+from model.preprocess import Preprocessed, preprocess, preprocess_number
 from model.lite import LiteModel
 
 # Below this top probability a reading is reported as uncertain.
@@ -61,7 +61,17 @@ class Recognizer:
 
     def read_many(self, images: list[np.ndarray]) -> list[Reading]:
         """Preprocess each image and read all the non-blank ones in one batch."""
-        prepared = [preprocess(image) for image in images]
+        return self._read_prepared([preprocess(image) for image in images])
+
+    def read_number(self, image: np.ndarray) -> tuple[str | None, list[Reading], str | None]:
+        """Read every digit of a whole number, left to right: (number, digits, reason if none)."""
+        prepared = preprocess_number(image)
+        if isinstance(prepared, str):
+            return None, [], prepared
+        digits = self._read_prepared(prepared)
+        return "".join(str(d.digit) for d in digits), digits, None
+
+    def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
         inputs = [p.image for p in prepared if p.image is not None]
         probabilities = iter(self.probabilities(np.stack(inputs)) if inputs else [])
         readings = []

@@ -1,9 +1,11 @@
-"""python -m model.predict [--json] PATH...: read the digit in each image.
+"""python -m model.predict [--json] [--multi] PATH...: read the digit (or number) in each image.
 
 With --json, one JSON object per input, in input order, on stdout:
   {"path": ..., "digit": 7, "confidence": 0.998, "probabilities": [10 floats]}
   {"path": ..., "digit": null, "reason": "..."}            nothing to read
   {"path": ..., "error": "..."}                           unreadable file
+With --multi, each image holds a whole number:
+  {"path": ..., "number": "4157", "digits": [{"digit": 4, "confidence": 0.99, "box": [x, y, w, h]}, ...]}
 Unreadable files do not stop the others; the exit code is 1 if any input
 could not be read, 2 for a usage or model error, 0 otherwise.
 """
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files")
     parser.add_argument("--json", action="store_true", help="print one JSON object per input")
+    parser.add_argument("--multi", action="store_true", help="read a whole number: every digit, left to right")
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="a .keras model with its JSON sidecar")
     return parser
 
@@ -41,15 +44,27 @@ def _result(path: str, reading) -> dict:
             "probabilities": [round(p, 6) for p in reading.probabilities]}
 
 
+def _number_result(path: str, number: str | None, digits, reason: str | None) -> dict:
+    if number is None:
+        return {"path": path, "number": None, "digits": [], "reason": reason}
+    return {"path": path, "number": number,
+            "digits": [{"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box)} for d in digits]}
+
+
 def _line(result: dict) -> str:
     if "error" in result:
         return f"{result['path']}: error: {result['error']}"
+    if "number" in result:
+        if result["number"] is None:
+            return f"{result['path']}: no number ({result['reason']})"
+        confidence = min(d["confidence"] for d in result["digits"])
+        return f"{result['path']}: {result['number']} (least certain digit {confidence:.1%})"
     if result["digit"] is None:
         return f"{result['path']}: no digit ({result['reason']})"
     return f"{result['path']}: {result['digit']} ({result['confidence']:.1%})"
 
 
-def run(paths: list[str], recognizer, as_json: bool, out=sys.stdout) -> int:
+def run(paths: list[str], recognizer, as_json: bool, out=sys.stdout, multi: bool = False) -> int:
     failures = 0
     for start in range(0, len(paths), CHUNK):
         chunk = paths[start : start + CHUNK]
@@ -62,8 +77,12 @@ def run(paths: list[str], recognizer, as_json: bool, out=sys.stdout) -> int:
             except ImageDecodeError as error:
                 results[slot] = {"path": path, "error": str(error)}
                 failures += 1
-        for slot, reading in zip(slots, recognizer.read_many(images)):
-            results[slot] = _result(chunk[slot], reading)
+        if multi:
+            for slot, image in zip(slots, images):
+                results[slot] = _number_result(chunk[slot], *recognizer.read_number(image))
+        else:
+            for slot, reading in zip(slots, recognizer.read_many(images)):
+                results[slot] = _result(chunk[slot], reading)
         for result in results:
             print(json.dumps(result) if as_json else _line(result), file=out)
         out.flush()
@@ -80,7 +99,7 @@ def main(argv=None) -> int:
     except ModelFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return run(args.paths, recognizer, args.json)
+    return run(args.paths, recognizer, args.json, multi=args.multi)
 
 
 if __name__ == "__main__":

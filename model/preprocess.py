@@ -166,16 +166,34 @@ def _shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), scale
 
 
-def preprocess(image: np.ndarray) -> Preprocessed:
-    """A photo, scan, canvas export or MNIST image -> the 28x28 model input."""
+@dataclasses.dataclass(frozen=True)
+class Ink:
+    """Where the ink is, at working resolution."""
+
+    ink: np.ndarray  # float32 in [0, 1], bright on black, zero away from the strokes
+    mask: np.ndarray  # bool: the thresholded strokes, specks removed
+    scale: float  # working size / input size
+
+    def box(self, region: np.ndarray | None = None) -> tuple[int, int, int, int]:
+        """The bounding box (x, y, w, h) of the ink (or of a region of it), in input coordinates."""
+        ys, xs = np.nonzero(self.ink > 0 if region is None else region)
+        return (int(xs.min() / self.scale), int(ys.min() / self.scale),
+                int((xs.max() - xs.min() + 1) / self.scale), int((ys.max() - ys.min() + 1) / self.scale))
+
+
+NO_INK = "no ink found: the image is blank or has too little contrast"
+
+
+def find_ink(image: np.ndarray) -> Ink | str:
+    """The ink of a photo, scan, canvas export or MNIST image, or why there is none."""
     gray = to_gray(image)
     if gray.size == 0:
-        return Preprocessed(None, "the image is empty")
+        return "the image is empty"
     small, scale = _shrink(gray)
     flat = ink_map(small)
     mask = ink_mask(flat)
     if mask is None:
-        return Preprocessed(None, "no ink found: the image is blank or has too little contrast")
+        return NO_INK
     background = float(np.median(flat[~mask])) if (~mask).any() else 0.0
     # The strongest stroke pixel becomes full ink. A percentile would brighten
     # MNIST-like images and change what the model sees; specks are already gone.
@@ -183,6 +201,26 @@ def preprocess(image: np.ndarray) -> Preprocessed:
     # Keep the anti-aliased edges within 2 px of the strokes; zero everything else.
     near_strokes = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
     ink = np.where(near_strokes, np.clip((flat - background) / max(full_ink - background, 1e-6), 0.0, 1.0), 0.0)
-    ys, xs = np.nonzero(ink > 0)
-    box = (int(xs.min() / scale), int(ys.min() / scale), int((xs.max() - xs.min() + 1) / scale), int((ys.max() - ys.min() + 1) / scale))
-    return Preprocessed(frame_digit(ink), None, box)
+    return Ink(ink.astype(np.float32), mask, scale)
+
+
+def preprocess(image: np.ndarray) -> Preprocessed:
+    """A photo, scan, canvas export or MNIST image of one digit -> the 28x28 model input."""
+    found = find_ink(image)
+    if isinstance(found, str):
+        return Preprocessed(None, found)
+    return Preprocessed(frame_digit(found.ink), None, found.box())
+
+
+def preprocess_number(image: np.ndarray) -> list[Preprocessed] | str:
+    """An image of a whole number -> one model input per digit, left to right (or why none)."""
+    from model.segment import digit_regions
+
+    found = find_ink(image)
+    if isinstance(found, str):
+        return found
+    inputs = []
+    for region in digit_regions(found.mask):
+        near = cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
+        inputs.append(Preprocessed(frame_digit(np.where(near, found.ink, 0.0)), None, found.box(region)))
+    return inputs

@@ -1,0 +1,71 @@
+"""Whole numbers: segmentation into digits and `python -m model.predict --multi`."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model.predict import run
+from model.preprocess import find_ink
+from model.segment import digit_regions
+
+
+def _number(x, indices, gap):
+    """MNIST test digits side by side; a negative gap makes neighbours touch."""
+    width = 28 * len(indices) + gap * (len(indices) - 1)
+    canvas = np.zeros((28, width), np.uint8)
+    for position, index in enumerate(indices):
+        left = position * (28 + gap)
+        canvas[:, left : left + 28] = np.maximum(canvas[:, left : left + 28], x[index])
+    return np.pad(canvas, 16)
+
+
+def _as_photo(image, zoom=4):
+    return 255 - np.kron(image, np.ones((zoom, zoom), np.uint8))  # dark ink on paper
+
+
+@pytest.mark.parametrize("indices, gap", [
+    ([5, 10, 15], 4),  # 1 2 3, apart
+    ([0, 27, 33, 44, 49], 2),  # 0 5 6 8 9
+    ([12, 3], -6),  # 2 0, touching
+    ([40, 21, 36], -4),  # 8 4 7, touching
+])
+def test_numbers_are_read_digit_by_digit_left_to_right(recognizer, mnist_sample, indices, gap):
+    x, y = mnist_sample
+    number, digits, reason = recognizer.read_number(_as_photo(_number(x, indices, gap)))
+    assert reason is None and number == "".join(str(y[i]) for i in indices)
+    lefts = [d.box[0] for d in digits]
+    assert lefts == sorted(lefts)
+
+
+def test_a_digit_in_two_pieces_stays_one_digit(mnist_sample):
+    x, y = mnist_sample
+    four = x[20].copy()  # a 4
+    assert y[20] == 4
+    rows = np.flatnonzero(four.max(axis=1))
+    four[rows[0] + 8 : rows[0] + 10] = 0  # cut it in two across
+    mask = find_ink(np.kron(four, np.ones((4, 4), np.uint8))).mask
+    assert len(digit_regions(mask)) == 1
+
+
+def test_blank_image_has_no_number(recognizer):
+    number, digits, reason = recognizer.read_number(np.full((100, 300), 240, np.uint8))
+    assert number is None and digits == [] and "no ink" in reason
+
+
+def test_multi_command_output(recognizer, mnist_sample, tmp_path):
+    x, y = mnist_sample
+    path = tmp_path / "number.png"
+    Image.fromarray(_as_photo(_number(x, [5, 10, 15, 20], 3))).save(path)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((50, 80), np.uint8)).save(blank)
+    out = io.StringIO()
+    assert run([str(path), str(blank)], recognizer, True, out, multi=True) == 0
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["path"] == str(path) and first["number"] == "1234"
+    assert [d["digit"] for d in first["digits"]] == [1, 2, 3, 4]
+    for digit in first["digits"]:
+        assert set(digit) == {"digit", "confidence", "box"} and len(digit["box"]) == 4 and 0 < digit["confidence"] <= 1
+    assert second == {"path": str(blank), "number": None, "digits": [], "reason": second["reason"]} and second["reason"]
