@@ -33,7 +33,9 @@ def app_url(tmp_path_factory, mnist_sample):
     rng = np.random.default_rng(0)
     shifted = np.stack([np.roll(x[i % len(x)], tuple(rng.integers(-2, 3, 2)), axis=(0, 1)) for i in range(1200)])
     labels = np.array([y[i % len(y)] for i in range(1200)], np.uint8)
-    save_cache(Dataset("mnist", "browser-test digits", Split(shifted, labels), Split(x, y)), cache)
+    # Test labels shifted by one: whatever the new model learns scores near 0% on this "test set",
+    # so it is certainly worse than the shipped model and must not be promoted silently.
+    save_cache(Dataset("mnist", "browser-test digits", Split(shifted, labels), Split(x, (y + 1) % 10)), cache)
     with running_app({"DIGITS_DATA_DIR": str(data), "DIGITS_CACHE_DIR": str(cache)}) as url:
         yield url
 
@@ -84,12 +86,18 @@ def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app
     reader = _open(browser, app_url)
     sidebar = trainer.locator('[data-testid="stSidebar"]')
     epochs = sidebar.get_by_label("Epochs", exact=True)
-    epochs.fill("6")  # long enough to watch, short enough for CI
+    epochs.fill("20")  # long enough to watch and reload, short enough for CI (~30 s)
     epochs.press("Enter")
     wait_for_idle(trainer)
     sidebar.get_by_role("button", name="Start training").click()
     progress = sidebar.locator('[data-testid="stProgress"]')
     progress.wait_for(timeout=60000)  # live progress, refreshed by the fragment
+    sidebar.get_by_text("Training: epoch").wait_for(timeout=60000)
+
+    # The progress lives on the server, not in the page: it survives a reload.
+    trainer.reload()
+    trainer.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
+    sidebar = trainer.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("Training: epoch").wait_for(timeout=60000)
 
     # A second start is refused while the first runs.
@@ -102,7 +110,7 @@ def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app
     assert wait_for_prediction(reader) == str(y[7])
 
     sidebar.get_by_text("Training finished").wait_for(timeout=240000)
-    # The tiny training set makes a worse model: it must not be promoted without confirmation.
+    # The new model is worse: it must not be promoted without confirmation.
     promote = sidebar.get_by_role("button", name="Promote")
     assert promote.is_disabled()
     sidebar.get_by_text("Promote it anyway").click()
