@@ -36,13 +36,14 @@ class LiteModel:
             with native_output_silenced((1, 2)), contextlib.redirect_stdout(io.StringIO()):
                 flatbuffer = tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
                 self._interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
-                self._input = self._interpreter.get_input_details()[0]["index"]
-                self._output = self._interpreter.get_output_details()[0]["index"]
-                self._batch = None
-                self._lock = threading.Lock()
-                self(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))  # the first run announces its delegate
         finally:
             absl_logger.setLevel(level)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = None
+        self._lock = threading.Lock()
+        with native_output_silenced((1, 2)):
+            self(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))  # the first run announces its delegate
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(N, 28, 28, 1) float32 in 0..255 -> (N, 10) probabilities."""

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from model.constants import DIGIT_BOX, INPUT_SIZE, PIXEL_MAX
+from model.segment import digit_regions
 
 # Larger inputs are shrunk first: a digit needs no more than this to be read,
 # and every later step then runs in bounded time and memory.
@@ -181,6 +182,11 @@ class Ink:
                 int((xs.max() - xs.min() + 1) / self.scale), int((ys.max() - ys.min() + 1) / self.scale))
 
 
+def _near(strokes: np.ndarray) -> np.ndarray:
+    """The strokes and the 2 px around them, where their anti-aliased edges are kept."""
+    return cv2.dilate(strokes.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
+
+
 NO_INK = "no ink found: the image is blank or has too little contrast"
 
 
@@ -198,9 +204,7 @@ def find_ink(image: np.ndarray) -> Ink | str:
     # The strongest stroke pixel becomes full ink. A percentile would brighten
     # MNIST-like images and change what the model sees; specks are already gone.
     full_ink = float(flat[mask].max())
-    # Keep the anti-aliased edges within 2 px of the strokes; zero everything else.
-    near_strokes = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
-    ink = np.where(near_strokes, np.clip((flat - background) / max(full_ink - background, 1e-6), 0.0, 1.0), 0.0)
+    ink = np.where(_near(mask), np.clip((flat - background) / max(full_ink - background, 1e-6), 0.0, 1.0), 0.0)
     return Ink(ink.astype(np.float32), mask, scale)
 
 
@@ -214,13 +218,8 @@ def preprocess(image: np.ndarray) -> Preprocessed:
 
 def preprocess_number(image: np.ndarray) -> list[Preprocessed] | str:
     """An image of a whole number -> one model input per digit, left to right (or why none)."""
-    from model.segment import digit_regions
-
     found = find_ink(image)
     if isinstance(found, str):
         return found
-    inputs = []
-    for region in digit_regions(found.mask):
-        near = cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
-        inputs.append(Preprocessed(frame_digit(np.where(near, found.ink, 0.0)), None, found.box(region)))
-    return inputs
+    return [Preprocessed(frame_digit(np.where(_near(region), found.ink, 0.0)), None, found.box(region))
+            for region in digit_regions(found.mask)]
