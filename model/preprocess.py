@@ -26,6 +26,11 @@ FLATTEN_MIN_SIDE = 64
 MIN_CONTRAST = 0.15
 # Specks smaller than this share of the largest ink blob are noise.
 SPECK_FRACTION = 0.03
+# Ink in more pieces than this, or covering more of the image than this share,
+# is texture or noise, not handwriting (a 5-digit number written in broken
+# strokes has about 15 pieces and covers well under a quarter of its image).
+MAX_PIECES = 40
+MAX_COVERAGE = 0.35
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,18 +114,24 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     return np.clip(gray - paper, 0.0, 1.0)
 
 
-def ink_mask(flat: np.ndarray) -> np.ndarray | None:
-    """Threshold (Otsu) and drop specks; None when there is no ink at all."""
+NO_INK = "no ink found: the image is blank or has too little contrast"
+NOISE = "no digit found: the image looks like noise or texture, not handwriting"
+
+
+def ink_mask(flat: np.ndarray) -> np.ndarray | str:
+    """Threshold (Otsu) and drop specks; or why there is no handwriting to read."""
     low, high = float(np.percentile(flat, 50)), float(flat.max())
     if high - low < MIN_CONTRAST:
-        return None
+        return NO_INK
     scaled = np.clip((flat - low) / (high - low) * 255.0, 0, 255).astype(np.uint8)
     _, mask = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
-        return None
+        return NO_INK
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(areas >= SPECK_FRACTION * areas.max()) + 1
+    if len(keep) > MAX_PIECES or areas[keep - 1].sum() > MAX_COVERAGE * mask.size:
+        return NOISE
     return np.isin(labels, keep)
 
 
@@ -187,9 +198,6 @@ def _near(strokes: np.ndarray) -> np.ndarray:
     return cv2.dilate(strokes.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2) > 0
 
 
-NO_INK = "no ink found: the image is blank or has too little contrast"
-
-
 def find_ink(image: np.ndarray) -> Ink | str:
     """The ink of a photo, scan, canvas export or MNIST image, or why there is none."""
     gray = to_gray(image)
@@ -198,8 +206,8 @@ def find_ink(image: np.ndarray) -> Ink | str:
     small, scale = _shrink(gray)
     flat = ink_map(small)
     mask = ink_mask(flat)
-    if mask is None:
-        return NO_INK
+    if isinstance(mask, str):
+        return mask
     background = float(np.median(flat[~mask])) if (~mask).any() else 0.0
     # The strongest stroke pixel becomes full ink. A percentile would brighten
     # MNIST-like images and change what the model sees; specks are already gone.

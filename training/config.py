@@ -28,6 +28,8 @@ class TrainConfig:
     shift: float = 0.1  # fraction of the image
     zoom: float = 0.1
     stroke: float = 0.4  # pen-width change, see RandomStrokeWidth
+    elastic: float = 2.0  # largest elastic displacement in pixels, see RandomDistortion
+    blur: float = 0.6  # largest blend towards a 1 px Gaussian blur, see RandomBlur
     mixed_precision: bool = False  # bfloat16 compute where the CPU supports it
     seed: int = 42
     limit: int | None = None  # smoke run: use at most this many images per split
@@ -50,6 +52,10 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1")
         if self.learning_rate <= 0:
             problems.append("learning_rate must be positive")
+        if not 0 <= self.blur <= 1 or not 0 <= self.stroke <= 1:
+            problems.append("blur and stroke must be between 0 and 1")
+        if self.elastic < 0:
+            problems.append("elastic must be 0 (off) or a positive number of pixels")
         if self.limit is not None and self.limit < 10:
             problems.append("limit must be at least 10 images")
         if self.output.suffix != ".keras":
@@ -90,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shift", type=float, default=defaults.shift, help="random translation, fraction of the image")
     parser.add_argument("--zoom", type=float, default=defaults.zoom, help="random zoom, +-fraction")
     parser.add_argument("--stroke", type=float, default=defaults.stroke, help="random pen-width change, 0 to 1")
+    parser.add_argument("--elastic", type=float, default=defaults.elastic,
+                        help="random elastic distortion, largest displacement in pixels (0: off)")
+    parser.add_argument("--blur", type=float, default=defaults.blur, help="random blur, 0 (off) to 1 (sigma 1 px)")
     parser.add_argument("--mixed-precision", action="store_true", help="compute in bfloat16 where the CPU supports it")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the split, the shuffling, augmentation and weights")
     parser.add_argument("--limit", type=int, default=defaults.limit, help="smoke run: at most N images per split")

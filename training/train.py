@@ -115,7 +115,8 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     log.info("Training on %d images, validating on %d; test sets: %s", len(train_split), len(validation),
              {name: len(split) for name, split in tests.items()})
 
-    augmenter = build_augmenter(config.rotation_degrees, config.shift, config.zoom, config.stroke, config.seed)
+    augmenter = build_augmenter(config.rotation_degrees, config.shift, config.zoom, config.stroke, config.seed,
+                                elastic=config.elastic, blur=config.blur)
     train_data = _tf_pipeline(train_split, config, augmenter, shuffle=True)
     validation_data = _tf_pipeline(validation, config)
     steps = int(np.ceil(len(train_split) / config.batch_size))

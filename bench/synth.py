@@ -1,0 +1,188 @@
+"""Render MNIST test digits the way users hand them in: photos, canvas drawings, numbers, nothing.
+
+Pure numpy/OpenCV/Pillow; every function takes a numpy Generator, so a seed
+fixes the whole benchmark. Only MNIST **test** images go in: the model never
+saw them, in any form, during training.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from bench.strokes import strokes_from_image
+
+CANVAS_STYLES = ("white_on_black", "black_on_white", "black_on_transparent")
+EXIF_ORIENTATION = 0x0112
+# Orientation tag -> how the stored pixels are turned from upright (np.rot90 turns).
+EXIF_ROTATIONS = {6: 1, 8: 3, 3: 2}
+
+
+def _digit_crop(digit: np.ndarray) -> np.ndarray:
+    """The ink of a 28x28 digit, cropped, as float in [0, 1]."""
+    rows, cols = np.flatnonzero(digit.max(axis=1)), np.flatnonzero(digit.max(axis=0))
+    return digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / 255.0
+
+
+def pen_ink(digit: np.ndarray, height: int) -> np.ndarray:
+    """A digit enlarged to `height` px with sharp edges, as a pen on paper makes them."""
+    crop = _digit_crop(digit)
+    scale = height / crop.shape[0]
+    size = (max(1, round(crop.shape[1] * scale)), max(1, height))
+    big = cv2.resize(crop, size, interpolation=cv2.INTER_CUBIC)
+    return np.clip((big - 0.25) / 0.35, 0.0, 1.0)  # MNIST's soft rim becomes a pen's edge
+
+
+def number_ink(digits: list[np.ndarray], height: int, rng: np.random.Generator) -> np.ndarray:
+    """Several digits written side by side, with gaps and a wavering baseline."""
+    pieces = [pen_ink(d, max(8, round(height * rng.uniform(0.85, 1.1)))) for d in digits]
+    gaps = [round(height * rng.uniform(0.08, 0.4)) for _ in pieces[1:]] + [0]
+    width = sum(p.shape[1] for p in pieces) + sum(gaps)
+    tall = max(p.shape[0] for p in pieces) + height // 5
+    ink = np.zeros((tall, width), np.float32)
+    x = 0
+    for piece, gap in zip(pieces, gaps):
+        y = int(rng.integers(0, tall - piece.shape[0] + 1))
+        ink[y : y + piece.shape[0], x : x + piece.shape[1]] = np.maximum(ink[y : y + piece.shape[0], x : x + piece.shape[1]], piece)
+        x += piece.shape[1] + gap
+    return ink
+
+
+def _rotate(ink: np.ndarray, degrees: float) -> np.ndarray:
+    pad = max(ink.shape) // 3
+    ink = np.pad(ink, pad)
+    centre = (ink.shape[1] / 2, ink.shape[0] / 2)
+    turned = cv2.warpAffine(ink, cv2.getRotationMatrix2D(centre, degrees, 1.0), ink.shape[::-1], flags=cv2.INTER_LINEAR)
+    rows, cols = np.flatnonzero(turned.max(axis=1) > 0.02), np.flatnonzero(turned.max(axis=0) > 0.02)
+    if rows.size == 0:  # no ink: blank paper
+        return ink
+    return turned[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _lighting(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A light gradient across the page, sometimes with a soft shadow edge."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    along = (np.cos(angle) * xs / width + np.sin(angle) * ys / height)
+    along = (along - along.min()) / max(float(np.ptp(along)), 1e-6)
+    light = 1.0 - rng.uniform(0.0, 0.5) * along
+    if rng.random() < 0.4:
+        angle = rng.uniform(0, 2 * np.pi)
+        edge = (np.cos(angle) * (xs - width * rng.uniform(0.2, 0.8)) + np.sin(angle) * (ys - height * rng.uniform(0.2, 0.8)))
+        softness = max(height, width) * rng.uniform(0.02, 0.15)
+        light *= 1.0 - rng.uniform(0.2, 0.45) / (1.0 + np.exp(-edge / softness))
+    return light
+
+
+PAPERS = ((250, 250, 248), (245, 238, 215), (225, 228, 232), (236, 240, 250), (205, 200, 190))
+INKS = ((25, 25, 30), (30, 45, 150), (70, 70, 75), (110, 110, 115), (120, 20, 25))
+
+
+def photo(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Dark ink on paper, photographed: RGB uint8 of a random size, the ink anywhere in it."""
+    ink = _rotate(ink, rng.uniform(-10, 10))
+    side = int(rng.integers(240, 1600))
+    aspect = rng.uniform(0.6, 1.6)
+    height, width = int(side), int(side * aspect)
+    fill = rng.uniform(0.15, 0.7)  # share of the shorter side the ink takes
+    scale = min(fill * min(height, width) / ink.shape[0], 0.9 * width / ink.shape[1])
+    ink = cv2.resize(ink, (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale))),
+                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    top = int(rng.integers(0, height - ink.shape[0] + 1))
+    left = int(rng.integers(0, width - ink.shape[1] + 1))
+    alpha = np.zeros((height, width), np.float32)
+    alpha[top : top + ink.shape[0], left : left + ink.shape[1]] = ink * rng.uniform(0.75, 1.0)
+    paper = np.array(PAPERS[rng.integers(len(PAPERS))], np.float32) * rng.uniform(0.75, 1.0)
+    pen = np.array(INKS[rng.integers(len(INKS))], np.float32)
+    image = paper * (1 - alpha[..., None]) + pen * alpha[..., None]
+    image *= _lighting(height, width, rng)[..., None]
+    sigma = rng.uniform(0, 1.5) * max(1.0, min(height, width) / 400)
+    if sigma > 0.3:
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+    image += rng.normal(0, rng.uniform(1, 8), image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def canvas(strokes_digits: list[np.ndarray], rng: np.random.Generator, style: str,
+           size: int | None = None) -> np.ndarray:
+    """Digits redrawn with a uniform round pen on a browser canvas: RGBA uint8.
+
+    One digit, or several side by side for a number. The pen follows each
+    digit's skeleton; size, position and pen width are random.
+    """
+    size = size or int(rng.integers(200, 700))
+    count = len(strokes_digits)
+    height = min(size * rng.uniform(0.25, 0.85), 0.8 * size / (count * 1.4))
+    pen = max(2, round(height * rng.uniform(0.05, 0.2)))
+    crops = []
+    for digit in strokes_digits:
+        rows, cols = np.flatnonzero(digit.max(axis=1) > 100), np.flatnonzero(digit.max(axis=0) > 100)
+        crops.append((rows[0], cols[0], height / (rows[-1] - rows[0] + 1), cols[-1] - cols[0] + 1))
+    advances = [width * scale + height * rng.uniform(0.15, 0.4) + pen for _, _, scale, width in crops]
+    span = sum(advances) - height * 0.15
+    x = rng.uniform(pen, max(pen + 1, size - span - pen))
+    top = rng.uniform(pen, max(pen + 1, size - height * 1.1 - pen))
+    mask = np.zeros((size, size), np.uint8)
+    for digit, (row, col, scale, _), advance in zip(strokes_digits, crops, advances):
+        y = top + rng.uniform(0, 0.1) * height
+        for line in strokes_from_image(digit):
+            points = np.array([[(px - col) * scale + x, (py - row) * scale + y] for px, py in line])
+            cv2.polylines(mask, [np.round(points * 16).astype(np.int32)], False, 255, pen, cv2.LINE_AA, shift=4)
+        x += advance
+    return canvas_style(mask, style)
+
+
+def canvas_style(mask: np.ndarray, style: str) -> np.ndarray:
+    """An ink mask (255 = stroke) as the canvas exports it in one of the three styles."""
+    rgba = np.zeros(mask.shape + (4,), np.uint8)
+    if style == "white_on_black":
+        rgba[..., :3] = mask[..., None]
+        rgba[..., 3] = 255
+    elif style == "black_on_white":
+        rgba[..., :3] = 255 - mask[..., None]
+        rgba[..., 3] = 255
+    elif style == "black_on_transparent":
+        rgba[..., 3] = mask
+    else:
+        raise ValueError(f"Unknown canvas style {style!r}; expected one of {CANVAS_STYLES}.")
+    return rgba
+
+
+def empty(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Something with no digit in it: blank canvases, blank paper, pure noise."""
+    size = int(rng.integers(64, 900))
+    if kind in CANVAS_STYLES:
+        return canvas_style(np.zeros((size, size), np.uint8), kind)
+    if kind == "blank_paper":
+        return photo(np.zeros((4, 4), np.float32), rng)
+    if kind == "uniform_noise":
+        return rng.integers(0, 256, (size, size), dtype=np.uint8)
+    if kind == "gaussian_noise":
+        return np.clip(rng.normal(rng.uniform(60, 200), rng.uniform(10, 60), (size, size, 3)), 0, 255).astype(np.uint8)
+    if kind == "salt_and_pepper":
+        image = np.full((size, size), 255, np.uint8)
+        image[rng.random((size, size)) < rng.uniform(0.01, 0.2)] = 0
+        return image
+    raise ValueError(f"Unknown empty kind {kind!r}.")
+
+
+EMPTY_KINDS = CANVAS_STYLES + ("blank_paper", "uniform_noise", "gaussian_noise", "salt_and_pepper")
+
+
+def encode(image: np.ndarray, rng: np.random.Generator, jpeg: bool, exif_turn: bool = False) -> bytes:
+    """The image as a user's file: PNG, or JPEG at a random quality, optionally stored sideways with EXIF."""
+    picture = Image.fromarray(image)
+    exif = Image.Exif()
+    if exif_turn:
+        orientation = int(rng.choice(list(EXIF_ROTATIONS)))
+        picture = Image.fromarray(np.ascontiguousarray(np.rot90(image, EXIF_ROTATIONS[orientation])))
+        exif[EXIF_ORIENTATION] = orientation
+    buffer = io.BytesIO()
+    if jpeg:
+        picture.convert("RGB").save(buffer, "JPEG", quality=int(rng.integers(40, 96)), exif=exif)
+    else:
+        picture.save(buffer, "PNG", exif=exif)
+    return buffer.getvalue()
