@@ -140,6 +140,7 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         cases = make_inputs(folder, args.count, args.seed)
+        (folder / "manifest.json").write_text(json.dumps(cases))
         print(f"rendered {len(cases)} inputs in {time.perf_counter() - started:.0f} s")
         results, seconds = read_with_command(cases, args.model)
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bench.strokes import strokes_from_image
+from bench.strokes import thin
 
 CANVAS_STYLES = ("white_on_black", "black_on_white", "black_on_transparent")
 EXIF_ORIENTATION = 0x0112
@@ -106,33 +106,31 @@ def photo(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def canvas(strokes_digits: list[np.ndarray], rng: np.random.Generator, style: str,
-           size: int | None = None) -> np.ndarray:
+def canvas(digits: list[np.ndarray], rng: np.random.Generator, style: str, size: int | None = None) -> np.ndarray:
     """Digits redrawn with a uniform round pen on a browser canvas: RGBA uint8.
 
-    One digit, or several side by side for a number. The pen follows each
-    digit's skeleton; size, position and pen width are random.
+    One digit, or several side by side for a number. Each digit is enlarged,
+    thinned to its centre line (Zhang-Suen) and traced with a round pen: size,
+    position and pen width are random, the same pen for the whole number.
     """
     size = size or int(rng.integers(200, 700))
-    count = len(strokes_digits)
+    count = len(digits)
     height = min(size * rng.uniform(0.25, 0.85), 0.8 * size / (count * 1.4))
-    pen = max(2, round(height * rng.uniform(0.05, 0.2)))
-    crops = []
-    for digit in strokes_digits:
-        rows, cols = np.flatnonzero(digit.max(axis=1) > 100), np.flatnonzero(digit.max(axis=0) > 100)
-        crops.append((rows[0], cols[0], height / (rows[-1] - rows[0] + 1), cols[-1] - cols[0] + 1))
-    advances = [width * scale + height * rng.uniform(0.15, 0.4) + pen for _, _, scale, width in crops]
-    span = sum(advances) - height * 0.15
-    x = rng.uniform(pen, max(pen + 1, size - span - pen))
-    top = rng.uniform(pen, max(pen + 1, size - height * 1.1 - pen))
-    mask = np.zeros((size, size), np.uint8)
-    for digit, (row, col, scale, _), advance in zip(strokes_digits, crops, advances):
-        y = top + rng.uniform(0, 0.1) * height
-        for line in strokes_from_image(digit):
-            points = np.array([[(px - col) * scale + x, (py - row) * scale + y] for px, py in line])
-            cv2.polylines(mask, [np.round(points * 16).astype(np.int32)], False, 255, pen, cv2.LINE_AA, shift=4)
-        x += advance
-    return canvas_style(mask, style)
+    pen = max(2, round(height * rng.uniform(0.05, 0.16)))
+    lines = [thin(pen_ink(digit, max(8, round(height))) > 0.5) for digit in digits]
+    gaps = [round(height * rng.uniform(0.15, 0.4)) + pen for _ in lines]
+    span = sum(line.shape[1] for line in lines) + sum(gaps[:-1])
+    x = int(rng.uniform(pen, max(pen + 1, size - span - pen)))
+    top = int(rng.uniform(pen, max(pen + 1, size - height * 1.1 - pen)))
+    centre = np.zeros((size, size), np.uint8)
+    for line, gap in zip(lines, gaps):
+        y = min(size - line.shape[0], top + int(rng.uniform(0, 0.1) * height))
+        width = min(line.shape[1], size - x)
+        centre[y : y + line.shape[0], x : x + width] |= line[:, :width].astype(np.uint8)
+        x += line.shape[1] + gap
+    brush = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (pen, pen))
+    mask = cv2.dilate(centre * 255, brush)
+    return canvas_style(cv2.GaussianBlur(mask, (3, 3), 0.7), style)  # the canvas anti-aliases its strokes
 
 
 def canvas_style(mask: np.ndarray, style: str) -> np.ndarray:

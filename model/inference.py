@@ -11,6 +11,7 @@ from model.artifacts import SHIPPED_MODEL, load_model, read_sidecar
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.preprocess import Preprocessed, preprocess, preprocess_number
 from model.lite import LiteModel
+from model.segment import best_spans
 
 # Below this top probability a reading is reported as uncertain.
 LOW_CONFIDENCE = 0.6
@@ -65,10 +66,13 @@ class Recognizer:
 
     def read_number(self, image: np.ndarray) -> tuple[str | None, list[Reading], str | None]:
         """Read every digit of a whole number, left to right: (number, digits, reason if none)."""
-        prepared = preprocess_number(image)
-        if isinstance(prepared, str):
-            return None, [], prepared
-        digits = self._read_prepared(prepared)
+        candidates = preprocess_number(image)
+        if isinstance(candidates, str):
+            return None, [], candidates
+        readings = self._read_prepared(candidates.inputs)
+        chosen = best_spans(candidates.spans, [r.confidence for r in readings], candidates.count)
+        index = {span: position for position, (span, _) in enumerate(candidates.spans)}
+        digits = [readings[index[span]] for span in chosen]
         return "".join(str(d.digit) for d in digits), digits, None
 
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from model.constants import DIGIT_BOX, INPUT_SIZE, PIXEL_MAX
-from model.segment import digit_regions
+from model.segment import candidate_spans, digit_regions
 
 # Larger inputs are shrunk first: a digit needs no more than this to be read,
 # and every later step then runs in bounded time and memory.
@@ -26,11 +26,9 @@ FLATTEN_MIN_SIDE = 64
 MIN_CONTRAST = 0.15
 # Specks smaller than this share of the largest ink blob are noise.
 SPECK_FRACTION = 0.03
-# Ink in more pieces than this, or covering more of the image than this share,
-# is texture or noise, not handwriting (a 5-digit number written in broken
-# strokes has about 15 pieces and covers well under a quarter of its image).
+# Ink in more pieces than this is texture or noise, not handwriting (a
+# 5-digit number written in broken strokes has about 15).
 MAX_PIECES = 40
-MAX_COVERAGE = 0.35
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +81,22 @@ def _border(gray: np.ndarray) -> np.ndarray:
 
 
 def paper_is_light(gray: np.ndarray) -> bool:
-    """The paper is what dominates the image's border."""
-    return float(np.median(_border(gray))) > 0.5
+    """Whether the ink is darker than the paper.
+
+    Ink is what strays furthest from the local paper level, up or down.
+    Brightness alone misleads (grey paper in a shadow is darker than
+    mid-grey, its ink darker still), and so do raw extremes under a lighting
+    gradient; so the slow light is removed first (a wide blur, computed on a
+    small copy) and sensor noise with a light blur. Digit-sized images (an
+    MNIST image, a tight crop) have no room for lighting and are mostly ink:
+    their border is the paper.
+    """
+    if min(gray.shape) < FLATTEN_MIN_SIDE:
+        return float(np.median(_border(gray))) > 0.5
+    small = cv2.resize(gray, (FLATTEN_MIN_SIDE, FLATTEN_MIN_SIDE), interpolation=cv2.INTER_AREA)
+    lighting = cv2.resize(cv2.GaussianBlur(small, (0, 0), FLATTEN_MIN_SIDE / 8), (gray.shape[1], gray.shape[0]))
+    residual = cv2.GaussianBlur(gray, (0, 0), 1.0) - lighting
+    return -float(residual.min()) >= float(residual.max())
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
@@ -130,7 +142,7 @@ def ink_mask(flat: np.ndarray) -> np.ndarray | str:
         return NO_INK
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(areas >= SPECK_FRACTION * areas.max()) + 1
-    if len(keep) > MAX_PIECES or areas[keep - 1].sum() > MAX_COVERAGE * mask.size:
+    if len(keep) > MAX_PIECES:
         return NOISE
     return np.isin(labels, keep)
 
@@ -224,10 +236,24 @@ def preprocess(image: np.ndarray) -> Preprocessed:
     return Preprocessed(frame_digit(found.ink), None, found.box())
 
 
-def preprocess_number(image: np.ndarray) -> list[Preprocessed] | str:
-    """An image of a whole number -> one model input per digit, left to right (or why none)."""
+@dataclasses.dataclass(frozen=True)
+class NumberCandidates:
+    """The pieces of ink in a number and every run of them that could be one digit."""
+
+    count: int  # pieces, left to right
+    spans: list[tuple[tuple[int, int], float]]  # runs pieces[i:j] and their shape penalties (model.segment)
+    inputs: list[Preprocessed]  # the model input of each span
+
+
+def preprocess_number(image: np.ndarray) -> NumberCandidates | str:
+    """An image of a whole number -> model inputs for its pieces and their likely unions (or why none)."""
     found = find_ink(image)
     if isinstance(found, str):
         return found
-    return [Preprocessed(frame_digit(np.where(_near(region), found.ink, 0.0)), None, found.box(region))
-            for region in digit_regions(found.mask)]
+    pieces = digit_regions(found.mask)
+    spans = candidate_spans(pieces)
+    inputs = []
+    for (start, stop), _ in spans:
+        region = np.logical_or.reduce(pieces[start:stop])
+        inputs.append(Preprocessed(frame_digit(np.where(_near(region), found.ink, 0.0)), None, found.box(region)))
+    return NumberCandidates(len(pieces), spans, inputs)

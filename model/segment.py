@@ -1,12 +1,20 @@
 """Split the ink of a whole number into digits: connected components, merged and split.
 
 Pure numpy/OpenCV. A digit drawn in pieces (a 5's detached top, a 4 in two
-strokes) is several components stacked over the same columns: those merge.
-Digits that touch form one component much wider than a digit: it is cut
-at the emptiest columns near where equal-width digits would meet.
+strokes) is often several components stacked over the same columns: those
+merge. Digits that touch form one component much wider than a digit: it is
+cut at the emptiest columns near where equal-width digits would meet.
+
+Pieces side by side can still be one digit (a 4 whose two strokes do not
+meet, a 0 whose pen skipped): `candidate_spans` lists which runs of
+neighbouring pieces could form one digit by their shape, and `best_spans`
+picks the reading the classifier is most sure of, the way over-segmenting
+handwriting readers do.
 """
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -17,6 +25,24 @@ STACKED_OVERLAP = 0.3
 TOUCHING_ASPECT = 1.25
 # Expected width of one digit relative to the group's height, to count touching digits.
 DIGIT_ASPECT = 0.75
+# Neighbouring pieces may form one digit when together they are at most this
+# wide (relative to their height), no gap between them is wider than
+# JOIN_GAP of that height, and at most JOIN_PIECES of them. Pieces cut from
+# one component (no gap) may be up to CUT_ASPECT wide (a wide, leaning 0 is
+# cut like two touching digits), and a fragment may join whatever is next to
+# it (a 7's long bar sticks out); the classifier then decides.
+JOIN_ASPECT = 1.1
+CUT_ASPECT = 1.7
+JOIN_GAP = 0.2
+JOIN_PIECES = 3
+# Joining pieces apart must win by this much log-probability (two digits stay
+# two unless the joined reading is clearly better); touching pieces get it as a bonus.
+JOIN_MARGIN = 0.1
+# Every digit is about as tall as the number: a piece under this share of the
+# tallest is a fragment (a 5's bar, a 7's broken stem), read alone only if
+# nothing can take it in.
+FRAGMENT_HEIGHT = 0.45
+FRAGMENT_PENALTY = 8.0
 
 
 def _components(mask: np.ndarray) -> list[np.ndarray]:
@@ -71,3 +97,56 @@ def digit_regions(mask: np.ndarray) -> list[np.ndarray]:
     groups = _merge_stacked(_components(mask))
     pieces = [piece for group in groups for piece in _split_touching(group)]
     return sorted(pieces, key=lambda r: _columns(r)[0])
+
+
+def _extent(regions: list[np.ndarray]) -> tuple[int, int, int, int]:
+    union = np.logical_or.reduce(regions)
+    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+    return int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+
+
+def _height(regions: list[np.ndarray]) -> int:
+    left, right, top, bottom = _extent(regions)
+    return bottom - top + 1
+
+
+def candidate_spans(pieces: list[np.ndarray]) -> list[tuple[tuple[int, int], float]]:
+    """Runs pieces[i:j] that could be one digit by their shape, each with a shape penalty.
+
+    Every single piece is a candidate; one much shorter than the tallest is
+    penalised as a fragment.
+    """
+    tallest = max((_height([piece]) for piece in pieces), default=1)
+    fragment = [_height([piece]) < FRAGMENT_HEIGHT * tallest for piece in pieces]
+    spans = [((i, i + 1), FRAGMENT_PENALTY if fragment[i] else 0.0) for i in range(len(pieces))]
+    for i in range(len(pieces)):
+        for j in range(i + 2, min(len(pieces), i + JOIN_PIECES) + 1):
+            left, right, top, bottom = _extent(pieces[i:j])
+            height = bottom - top + 1
+            gaps = [_columns(b)[0] - _columns(a)[1] - 1 for a, b in zip(pieces[i : j - 1], pieces[i + 1 : j])]
+            aspect = (right - left + 1) / height
+            if max(gaps) > JOIN_GAP * height:
+                continue
+            touching = max(gaps) <= 0
+            if any(fragment[i:j]) or aspect <= (CUT_ASPECT if touching else JOIN_ASPECT):
+                # Pieces that touch were most likely cut from one stroke: rejoining them is favoured.
+                spans.append(((i, j), -JOIN_MARGIN if touching else JOIN_MARGIN))
+    return spans
+
+
+def best_spans(spans: list[tuple[tuple[int, int], float]], confidences: list[float], count: int) -> list[tuple[int, int]]:
+    """The runs that cover all `count` pieces in order with the most probable reading.
+
+    Score: the sum of each run's log-probability less its shape penalty
+    (dynamic programming over the pieces, left to right).
+    """
+    best: list[tuple[float, list]] = [(0.0, [])] + [(-math.inf, [])] * count
+    for end in range(1, count + 1):
+        for (span, penalty), confidence in zip(spans, confidences):
+            start, stop = span
+            if stop != end or best[start][0] == -math.inf:
+                continue
+            score = best[start][0] + math.log(max(confidence, 1e-9)) - penalty
+            if score > best[end][0]:
+                best[end] = (score, best[start][1] + [span])
+    return best[count][1]
