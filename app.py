@@ -15,13 +15,15 @@ from streamlit_drawable_canvas import st_canvas
 from model.architectures import ARCHITECTURES
 from model.artifacts import ModelFileError
 from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image
-from model.inference import Reading, Recognizer
+from model.annotate import draw_readings
+from model.inference import NumberReading, Reading, Recognizer
 from model.registry import PROMOTION_MARGIN, SHIPPED_VERSION, ModelVersion, Registry, worse_by
 from training.data import DATASETS
 from training.jobs import PRESETS, JobState, TrainingAlreadyRunning, TrainingJobs
 
 CANVAS_SIZE = 280  # 10x MNIST's 28 px, so a mouse can draw comfortably
 ZOOM = 5  # the 28x28 model input is shown at 140x140, nearest-neighbour
+READ_MODES = ("Auto", "One digit", "Whole number")
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -48,27 +50,43 @@ def active_recognizer(registry: Registry) -> tuple[Recognizer, ModelVersion]:
 # --------------------------------------------------------------------------- main area
 
 
+def read_mode() -> str:
+    return st.radio("Read", READ_MODES, horizontal=True, key="read_mode",
+                    help="Auto reads one digit, or a whole number when the ink holds several digits.")
+
+
+def read(recognizer: Recognizer, image: np.ndarray | None, mode: str) -> Reading | NumberReading | None:
+    if image is None:
+        return None
+    if mode == "One digit":
+        return recognizer.read(image)
+    if mode == "Whole number":
+        return recognizer.read_number(image)
+    return recognizer.read_auto(image)
+
+
 def canvas_input() -> np.ndarray | None:
     pen = st.slider("Pen width", min_value=4, max_value=40, value=18, key="pen_width")
     drawing = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
                         width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw",
                         update_streamlit=True, return_image_data=True, key="canvas")
-    st.caption("Draw one digit. Clear and undo are in the canvas toolbar.")
+    st.caption("Draw a digit, or a number. Clear and undo are in the canvas toolbar.")
     return drawing.image_data
 
 
 @st.fragment
-def draw_panel(recognizer: Recognizer) -> None:
+def draw_panel(recognizer: Recognizer, mode: str) -> None:
     """Canvas and result together: a stroke reruns only this part of the page."""
     canvas_column, result_column = st.columns([1, 2])
     with canvas_column:
         drawing = canvas_input()
     with result_column:
-        show_reading(recognizer.read(drawing) if drawing is not None else None, "Draw a digit on the black canvas.")
+        show_result(read(recognizer, drawing, mode), drawing, "Draw a digit on the black canvas.")
 
 
 def upload_input() -> tuple[bytes, str] | None:
-    upload = st.file_uploader("Upload a photo or scan of a digit", type=list(ACCEPTED_EXTENSIONS), key="upload")
+    upload = st.file_uploader("Upload a photo or scan of a digit or a number", type=list(ACCEPTED_EXTENSIONS),
+                              key="upload")
     return (upload.getvalue(), upload.name) if upload is not None else None
 
 
@@ -77,12 +95,12 @@ def camera_input() -> tuple[bytes, str] | None:
     return (photo.getvalue(), "camera photo") if photo is not None else None
 
 
-def read_file(recognizer: Recognizer, file: tuple[bytes, str] | None) -> Reading | None:
+def decoded(file: tuple[bytes, str] | None) -> np.ndarray | None:
     if file is None:
         return None
     data, name = file
     try:
-        return recognizer.read(decode_image(data, name))
+        return decode_image(data, name)
     except ImageDecodeError as error:
         st.error(str(error))
         return None
@@ -100,10 +118,7 @@ def probability_chart(reading: Reading) -> alt.Chart:
     ).properties(height=220)
 
 
-def show_reading(reading: Reading | None, empty_hint: str) -> None:
-    if reading is None or reading.digit is None:
-        st.info(empty_hint if reading is None else f"Nothing to read: {reading.reason}. {empty_hint}")
-        return
+def show_reading(reading: Reading) -> None:
     digit_column, seen_column = st.columns(2)
     with digit_column:
         st.metric("Prediction", reading.digit)
@@ -112,9 +127,35 @@ def show_reading(reading: Reading | None, empty_hint: str) -> None:
             (first, p1), (second, p2) = reading.top(2)
             st.warning(f"Not sure: {first} ({p1:.0%}) or {second} ({p2:.0%}).")
     with seen_column:
-        zoomed = np.kron(reading.model_input, np.ones((ZOOM, ZOOM), np.uint8))
-        st.image(zoomed, caption="What the model saw (28x28)", width=28 * ZOOM, clamp=True)
+        st.image(zoomed(reading.model_input), caption="What the model saw (28x28)", width=28 * ZOOM, clamp=True)
     st.altair_chart(probability_chart(reading), width="stretch")
+
+
+def show_number(number: NumberReading, image: np.ndarray) -> None:
+    st.metric("Number", number.number)
+    unsure = [f"digit {place} ({d.top(2)[0][0]} or {d.top(2)[1][0]})"
+              for place, d in enumerate(number.digits, start=1) if d.uncertain]
+    if unsure:
+        st.warning("Not sure about " + ", ".join(unsure) + ".")
+    st.image(draw_readings(image, number.digits), caption="Each digit as read", width="stretch")
+    st.image([zoomed(d.model_input) for d in number.digits], width=28 * 3,
+             caption=[f"{d.digit} ({d.confidence:.0%})" for d in number.digits], clamp=True)
+    st.caption("What the model saw (28x28 each)")
+
+
+def show_result(result: Reading | NumberReading | None, image: np.ndarray | None, empty_hint: str) -> None:
+    if result is None:
+        st.info(empty_hint)
+    elif isinstance(result, NumberReading) and result.number is not None:
+        show_number(result, image)
+    elif isinstance(result, NumberReading) or result.digit is None:
+        st.info(f"Nothing to read: {result.reason}. {empty_hint}")
+    else:
+        show_reading(result)
+
+
+def zoomed(model_input: np.ndarray) -> np.ndarray:
+    return np.kron(model_input, np.ones((ZOOM, ZOOM), np.uint8))
 
 
 # --------------------------------------------------------------------------- sidebar
@@ -245,10 +286,13 @@ with st.sidebar:
     st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running)
 
 st.title("Handwritten digit recognizer")
+mode = read_mode()
 draw_tab, upload_tab, camera_tab = st.tabs(["Draw", "Upload", "Camera"])
 with draw_tab:
-    draw_panel(recognizer)
+    draw_panel(recognizer, mode)
 with upload_tab:
-    show_reading(read_file(recognizer, upload_input()), "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of one digit.")
+    image = decoded(upload_input())
+    show_result(read(recognizer, image, mode), image, "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.")
 with camera_tab:
-    show_reading(read_file(recognizer, camera_input()), "Hold a digit written on paper up to the camera.")
+    image = decoded(camera_input())
+    show_result(read(recognizer, image, mode), image, "Hold a digit or a number written on paper up to the camera.")

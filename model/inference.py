@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,18 @@ class Reading:
         return [(int(i), float(self.probabilities[i])) for i in order]
 
 
+class NumberReading(NamedTuple):
+    """A whole number read digit by digit, left to right, or the reason there is none."""
+
+    number: str | None
+    digits: list[Reading]
+    reason: str | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        return any(d.uncertain for d in self.digits)
+
+
 class Recognizer:
     """A loaded model with its fast path. Create once per process; safe to share between threads."""
 
@@ -64,16 +77,23 @@ class Recognizer:
         """Preprocess each image and read all the non-blank ones in one batch."""
         return self._read_prepared([preprocess(image) for image in images])
 
-    def read_number(self, image: np.ndarray) -> tuple[str | None, list[Reading], str | None]:
-        """Read every digit of a whole number, left to right: (number, digits, reason if none)."""
+    def read_auto(self, image: np.ndarray) -> Reading | NumberReading:
+        """One digit, or a whole number when the ink holds several."""
+        number = self.read_number(image)
+        if number.number is None:
+            return Reading(None, reason=number.reason)
+        return number.digits[0] if len(number.digits) == 1 else number
+
+    def read_number(self, image: np.ndarray) -> NumberReading:
+        """Read every digit of a whole number, left to right."""
         candidates = preprocess_number(image)
         if isinstance(candidates, str):
-            return None, [], candidates
+            return NumberReading(None, [], candidates)
         readings = self._read_prepared(candidates.inputs)
         chosen = best_spans(candidates.spans, [r.confidence for r in readings], candidates.count)
         index = {span: position for position, (span, _) in enumerate(candidates.spans)}
         digits = [readings[index[span]] for span in chosen]
-        return "".join(str(d.digit) for d in digits), digits, None
+        return NumberReading("".join(str(d.digit) for d in digits), digits)
 
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
         inputs = [p.image for p in prepared if p.image is not None]

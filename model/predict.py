@@ -44,11 +44,12 @@ def _result(path: str, reading) -> dict:
             "probabilities": [round(p, 6) for p in reading.probabilities]}
 
 
-def _number_result(path: str, number: str | None, digits, reason: str | None) -> dict:
-    if number is None:
-        return {"path": path, "number": None, "digits": [], "reason": reason}
-    return {"path": path, "number": number,
-            "digits": [{"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box)} for d in digits]}
+def _number_result(path: str, reading) -> dict:
+    if reading.number is None:
+        return {"path": path, "number": None, "digits": [], "reason": reading.reason}
+    return {"path": path, "number": reading.number,
+            "digits": [{"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box)}
+                       for d in reading.digits]}
 
 
 def _line(result: dict) -> str:
@@ -79,7 +80,7 @@ def run(paths: list[str], recognizer, as_json: bool, out=sys.stdout, multi: bool
                 failures += 1
         if multi:
             for slot, image in zip(slots, images):
-                results[slot] = _number_result(chunk[slot], *recognizer.read_number(image))
+                results[slot] = _number_result(chunk[slot], recognizer.read_number(image))
         else:
             for slot, reading in zip(slots, recognizer.read_many(images)):
                 results[slot] = _result(chunk[slot], reading)

@@ -145,3 +145,33 @@ def test_second_training_start_is_refused(canvas, monkeypatch):
     assert started and started[0]["preset"] == "quick" and started[0]["data"] == ("mnist",)
     at.sidebar.button(key="train_start").click().run()
     assert any("already running" in w.value for w in at.sidebar.warning)
+
+
+def _two_digits_canvas(x, first, second):
+    """Two MNIST digits side by side on a canvas-like RGBA image."""
+    row = np.hstack([np.zeros((28, 6), np.uint8), x[first], np.zeros((28, 8), np.uint8), x[second],
+                     np.zeros((28, 6), np.uint8)])
+    big = np.kron(row, np.ones((5, 5), np.uint8))
+    return np.dstack([big, big, big, np.full_like(big, 255)])
+
+
+def test_a_number_on_the_canvas_is_read_with_a_box_per_digit(canvas, mnist_sample):
+    x, y = mnist_sample
+    canvas.image = _two_digits_canvas(x, 5, 12)
+    at = _app().run()
+    assert not at.exception
+    assert at.radio(key="read_mode").value == "Auto"
+    numbers = [m.value for m in at.metric if m.label == "Number"]
+    assert numbers == [f"{y[5]}{y[12]}"]
+    assert any("Each digit as read" in caption for image in at.image for caption in image.captions)
+    # The same drawing read as one digit gives one prediction and its chart.
+    at.radio(key="read_mode").set_value("One digit").run()
+    assert len(_predictions(at)) == 1 and not [m for m in at.metric if m.label == "Number"]
+
+
+def test_a_single_digit_in_whole_number_mode_is_a_one_digit_number(canvas, mnist_sample):
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    at.radio(key="read_mode").set_value("Whole number").run()
+    assert [m.value for m in at.metric if m.label == "Number"] == [str(y[35])]

@@ -40,6 +40,43 @@ def test_augmentation_is_active_only_in_training():
     assert changed.min() >= 0 and changed.max() <= 255.01
 
 
+def test_distortion_without_change_is_the_identity_and_elastic_moves_strokes():
+    from training.augment import RandomDistortion
+
+    images = np.zeros((3, 28, 28, 1), np.float32)
+    images[:, 6:22, 12:15] = 255
+    still = RandomDistortion(0.0, 0.0, 0.0, 0.0, elastic=0.0, seed=1)
+    assert np.allclose(still(images, training=True), images, atol=1e-3)  # one resampling, exact on the grid
+    wobbly = np.asarray(RandomDistortion(0.0, 0.0, 0.0, 0.0, elastic=3.0, seed=1)(images, training=True))
+    assert not np.allclose(wobbly, images, atol=1.0)
+    assert abs(wobbly.sum() / images.sum() - 1) < 0.1  # moved, not erased
+    assert not np.allclose(wobbly[0], wobbly[1], atol=1.0)  # a field of its own per image
+
+
+def test_blur_softens_edges_and_keeps_full_ink():
+    from training.augment import RandomBlur
+
+    images = np.zeros((8, 28, 28, 1), np.float32)
+    images[:, 6:22, 12:15] = 255
+    blurred = np.asarray(RandomBlur(1.0, seed=3)(images, training=True))
+    assert np.allclose(blurred.max(axis=(1, 2, 3)), 255, atol=0.5)  # preprocessing makes the strongest ink white
+    assert (blurred[:, 6:22, 11] > 1).any()  # ink spread beside the stroke
+    assert np.array_equal(RandomBlur(1.0)(images, training=False), images)
+
+
+def test_augmenter_runs_in_tf_data_with_a_partial_last_batch():
+    from model.tf_runtime import tensorflow
+    from training.augment import build_augmenter
+
+    tf = tensorflow()
+    augmenter = build_augmenter(10, 0.1, 0.1, 0.4, seed=1, elastic=2.0, blur=0.6)
+    images = np.zeros((10, 28, 28, 1), np.float32)
+    images[:, 6:22, 12:15] = 255
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(4).map(lambda b: augmenter(b, training=True))
+    shapes = [tuple(batch.shape) for batch in batches]
+    assert shapes == [(4, 28, 28, 1), (4, 28, 28, 1), (2, 28, 28, 1)]
+
+
 def test_cli_help_shows_defaults():
     text = build_parser().format_help()
     for option in ("--architecture", "--data", "--epochs", "--batch-size", "--learning-rate", "--lr-schedule",
