@@ -77,9 +77,9 @@ def wait_for_idle(page, timeout: float = 30) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000)
 
 
-def prediction(scope) -> str | None:
-    """The value of the metric labelled 'Prediction' in scope (a page or a locator), if shown."""
-    metric = scope.locator('[data-testid="stMetric"]:visible').filter(has_text="Prediction")
+def prediction(scope, label: str = "Prediction") -> str | None:
+    """The value of the metric labelled `label` ('Prediction', 'Number') in scope (a page or a locator), if shown."""
+    metric = scope.locator('[data-testid="stMetric"]:visible').filter(has_text=label)
     if metric.count() == 0:
         return None
     return metric.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
@@ -117,8 +117,8 @@ def _smooth(stroke: list[tuple[int, int]]) -> list[tuple[float, float]]:
     return [tuple(p) for p in smooth]
 
 
-def wait_for_prediction(page, timeout: float = 30, settle: float = 1.0) -> str:
-    """The Prediction metric's value once it has stayed the same for `settle` seconds.
+def wait_for_prediction(page, timeout: float = 30, settle: float = 1.0, label: str = "Prediction") -> str:
+    """The Prediction (or Number) metric's value once it has stayed the same for `settle` seconds.
 
     Each stroke triggers a rerun, and Streamlit shows its running indicator only
     for runs that take a while, so the value is watched until it stops changing.
@@ -126,7 +126,7 @@ def wait_for_prediction(page, timeout: float = 30, settle: float = 1.0) -> str:
     deadline = time.monotonic() + timeout
     value, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        current = prediction(page)
+        current = prediction(page, label)
         if current != value:
             value, since = current, time.monotonic()
         elif value is not None and time.monotonic() - since >= settle:

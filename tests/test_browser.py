@@ -70,6 +70,24 @@ def test_digits_drawn_with_the_mouse_are_read(browser, app_url, mnist_sample):
     assert read == [str(y[i]) for i in picks]
 
 
+def test_a_number_drawn_and_a_number_photographed_are_read_with_boxes(browser, app_url, mnist_sample, tmp_path):
+    x, y = mnist_sample
+    page = _open(browser, app_url)
+    draw_digit(page, x[5], scale=5, offset=(0, 70))  # two digits side by side, each half the usual size
+    draw_digit(page, x[36], scale=5, offset=(140, 70))
+    wait_for_idle(page)
+    assert wait_for_prediction(page, label="Number") == f"{y[5]}{y[36]}"
+    page.get_by_text("Each digit as read").first.wait_for()
+
+    photo = tmp_path / "number.jpg"
+    row = np.hstack([np.pad(x[i], 6) for i in (12, 21, 44)])
+    Image.fromarray(np.kron(255 - row, np.ones((8, 8), np.uint8))).convert("RGB").save(photo, quality=85)
+    page.get_by_role("tab", name="Upload").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(photo))
+    assert wait_for_prediction(page, label="Number") == "".join(str(y[i]) for i in (12, 21, 44))
+    page.get_by_text("Each digit as read").last.wait_for()
+
+
 def test_uploaded_photo_is_read(browser, app_url, mnist_sample, tmp_path):
     x, y = mnist_sample
     photo = tmp_path / "photo.jpg"
