@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import synth  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
-from model.constants import INPUT_SIZE  # noqa: E402
+from model.constants import INPUT_SIZE, LOW_CONFIDENCE  # noqa: E402
 from training.data import load_dataset  # noqa: E402
 
 TARGETS = {"photo": 0.99, "canvas": 0.985, "optdigits": 0.96, "number": 0.95, "empty": 1.0}
@@ -119,11 +119,11 @@ def outcome(case: dict, result: dict) -> tuple[bool, bool]:
         return False, False
     if case["multi"]:
         right = result["number"] == case["expected"]
-        uncertain = any(d["confidence"] < 0.6 for d in result["digits"])
+        uncertain = any(d["confidence"] < LOW_CONFIDENCE for d in result["digits"])
         return right, uncertain
     if case["expected"] is None:
         return result["digit"] is None, False
-    return result["digit"] == case["expected"], result["digit"] is not None and result["confidence"] < 0.6
+    return result["digit"] == case["expected"], result["digit"] is not None and result["confidence"] < LOW_CONFIDENCE
 
 
 def main() -> int:

@@ -9,13 +9,11 @@ from typing import NamedTuple
 import numpy as np
 
 from model.artifacts import SHIPPED_MODEL, load_model, read_sidecar
-from model.constants import INPUT_SIZE, NUM_CLASSES
+from model.constants import INPUT_SIZE, LOW_CONFIDENCE, NUM_CLASSES
 from model.preprocess import Preprocessed, preprocess, preprocess_number
 from model.lite import LiteModel
 from model.segment import best_spans
 
-# Below this top probability a reading is reported as uncertain.
-LOW_CONFIDENCE = 0.6
 
 
 @dataclasses.dataclass(frozen=True)

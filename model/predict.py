@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from model.artifacts import SHIPPED_MODEL, ModelFileError
+from model.constants import LOW_CONFIDENCE
 from model.images import ImageDecodeError, read_image
 
 CHUNK = 256  # images decoded and read together: bounded memory, batched model calls
@@ -59,10 +60,14 @@ def _line(result: dict) -> str:
         if result["number"] is None:
             return f"{result['path']}: no number ({result['reason']})"
         confidence = min(d["confidence"] for d in result["digits"])
-        return f"{result['path']}: {result['number']} (least certain digit {confidence:.1%})"
+        return f"{result['path']}: {result['number']} (least certain digit {confidence:.1%}{_unsure(confidence)})"
     if result["digit"] is None:
         return f"{result['path']}: no digit ({result['reason']})"
-    return f"{result['path']}: {result['digit']} ({result['confidence']:.1%})"
+    return f"{result['path']}: {result['digit']} ({result['confidence']:.1%}{_unsure(result['confidence'])})"
+
+
+def _unsure(confidence: float) -> str:
+    return ", low confidence" if confidence < LOW_CONFIDENCE else ""
 
 
 def run(paths: list[str], recognizer, as_json: bool, out=sys.stdout, multi: bool = False) -> int:
