@@ -292,7 +292,8 @@ with draw_tab:
     draw_panel(recognizer, mode)
 with upload_tab:
     image = decoded(upload_input())
-    show_result(read(recognizer, image, mode), image, "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.")
+    show_result(read(recognizer, image, mode), image,
+                "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.")
 with camera_tab:
     image = decoded(camera_input())
     show_result(read(recognizer, image, mode), image, "Hold a digit or a number written on paper up to the camera.")

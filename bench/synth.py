@@ -46,7 +46,8 @@ def number_ink(digits: list[np.ndarray], height: int, rng: np.random.Generator) 
     x = 0
     for piece, gap in zip(pieces, gaps):
         y = int(rng.integers(0, tall - piece.shape[0] + 1))
-        ink[y : y + piece.shape[0], x : x + piece.shape[1]] = np.maximum(ink[y : y + piece.shape[0], x : x + piece.shape[1]], piece)
+        window = ink[y : y + piece.shape[0], x : x + piece.shape[1]]
+        np.maximum(window, piece, out=window)
         x += piece.shape[1] + gap
     return ink
 
@@ -71,7 +72,8 @@ def _lighting(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     light = 1.0 - rng.uniform(0.0, 0.5) * along
     if rng.random() < 0.4:
         angle = rng.uniform(0, 2 * np.pi)
-        edge = (np.cos(angle) * (xs - width * rng.uniform(0.2, 0.8)) + np.sin(angle) * (ys - height * rng.uniform(0.2, 0.8)))
+        edge = (np.cos(angle) * (xs - width * rng.uniform(0.2, 0.8))
+                + np.sin(angle) * (ys - height * rng.uniform(0.2, 0.8)))
         softness = max(height, width) * rng.uniform(0.02, 0.15)
         light *= 1.0 - rng.uniform(0.2, 0.45) / (1.0 + np.exp(-edge / softness))
     return light

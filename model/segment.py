@@ -99,6 +99,9 @@ def digit_regions(mask: np.ndarray) -> list[np.ndarray]:
     return sorted(pieces, key=lambda r: _columns(r)[0])
 
 
+Candidate = tuple[tuple[int, int], float]  # a run of pieces (start, stop) and its shape penalty
+
+
 def _extent(regions: list[np.ndarray]) -> tuple[int, int, int, int]:
     union = np.logical_or.reduce(regions)
     rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
@@ -110,7 +113,7 @@ def _height(regions: list[np.ndarray]) -> int:
     return bottom - top + 1
 
 
-def candidate_spans(pieces: list[np.ndarray]) -> list[tuple[tuple[int, int], float]]:
+def candidate_spans(pieces: list[np.ndarray]) -> list[Candidate]:
     """Runs pieces[i:j] that could be one digit by their shape, each with a shape penalty.
 
     Every single piece is a candidate; one much shorter than the tallest is
@@ -134,7 +137,7 @@ def candidate_spans(pieces: list[np.ndarray]) -> list[tuple[tuple[int, int], flo
     return spans
 
 
-def best_spans(spans: list[tuple[tuple[int, int], float]], confidences: list[float], count: int) -> list[tuple[int, int]]:
+def best_spans(spans: list[Candidate], confidences: list[float], count: int) -> list[tuple[int, int]]:
     """The runs that cover all `count` pieces in order with the most probable reading.
 
     Score: the sum of each run's log-probability less its shape penalty
