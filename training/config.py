@@ -28,8 +28,8 @@ class TrainConfig:
     shift: float = 0.1  # fraction of the image
     zoom: float = 0.1
     stroke: float = 0.4  # pen-width change, see RandomStrokeWidth
-    elastic: float = 2.0  # largest elastic displacement in pixels, see RandomDistortion
-    blur: float = 0.6  # largest blend towards a 1 px Gaussian blur, see RandomBlur
+    elastic: float = 1.0  # largest elastic displacement in pixels, see RandomDistortion
+    blur: float = 0.3  # largest blend towards a 1 px Gaussian blur, see RandomBlur
     mixed_precision: bool = False  # bfloat16 compute where the CPU supports it
     seed: int = 42
     limit: int | None = None  # smoke run: use at most this many images per split
