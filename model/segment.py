@@ -34,10 +34,12 @@ DIGIT_ASPECT = 0.75
 JOIN_ASPECT = 1.1
 CUT_ASPECT = 1.7
 JOIN_GAP = 0.2
-JOIN_PIECES = 3
+JOIN_PIECES = 4
 # Joining pieces apart must win by this much log-probability (two digits stay
-# two unless the joined reading is clearly better); touching pieces get it as a bonus.
+# two unless the joined reading is clearly better); pieces cut from one
+# connected stroke get a bonus instead: the cut was only a guess from its width.
 JOIN_MARGIN = 0.1
+CUT_BONUS = 0.25
 # Every digit is about as tall as the number: a piece under this share of the
 # tallest is a fragment (a 5's bar, a 7's broken stem), read alone only if
 # nothing can take it in.
@@ -95,7 +97,10 @@ def _split_touching(region: np.ndarray) -> list[np.ndarray]:
 def digit_regions(mask: np.ndarray) -> list[np.ndarray]:
     """Boolean masks, one per digit, ordered left to right."""
     groups = _merge_stacked(_components(mask))
-    pieces = [piece for group in groups for piece in _split_touching(group)]
+    # Only groups as tall as digits can be touching digits: a long thin bar is one fragment.
+    tallest = max((_height([group]) for group in groups), default=1)
+    pieces = [piece for group in groups
+              for piece in (_split_touching(group) if _height([group]) >= FRAGMENT_HEIGHT * tallest else [group])]
     return sorted(pieces, key=lambda r: _columns(r)[0])
 
 
@@ -111,6 +116,14 @@ def _extent(regions: list[np.ndarray]) -> tuple[int, int, int, int]:
 def _height(regions: list[np.ndarray]) -> int:
     left, right, top, bottom = _extent(regions)
     return bottom - top + 1
+
+
+def _join_penalty(pieces: list[np.ndarray], touching: bool) -> float:
+    """Pieces cut from one stroke rejoin with a bonus; pieces that touch, at no cost; pieces apart pay a margin."""
+    if not touching:
+        return JOIN_MARGIN
+    count, _ = cv2.connectedComponents(np.logical_or.reduce(pieces).astype(np.uint8), connectivity=8)
+    return -CUT_BONUS if count == 2 else 0.0  # background + one component: they were cut apart
 
 
 def candidate_spans(pieces: list[np.ndarray]) -> list[Candidate]:
@@ -132,8 +145,7 @@ def candidate_spans(pieces: list[np.ndarray]) -> list[Candidate]:
                 continue
             touching = max(gaps) <= 0
             if any(fragment[i:j]) or aspect <= (CUT_ASPECT if touching else JOIN_ASPECT):
-                # Pieces that touch were most likely cut from one stroke: rejoining them is favoured.
-                spans.append(((i, j), -JOIN_MARGIN if touching else JOIN_MARGIN))
+                spans.append(((i, j), _join_penalty(pieces[i:j], touching)))
     return spans
 
 

@@ -105,6 +105,15 @@ def test_a_fragment_joins_its_digit_and_touching_pieces_rejoin():
     assert best_spans(spans, [0.99, 0.99, 0.99], 2) == [(0, 1), (1, 2)]
 
 
+def test_a_long_thin_bar_is_one_fragment_not_touching_digits():
+    from model.segment import digit_regions
+
+    mask = np.zeros((100, 300), bool)
+    mask[20:80, 10:50] = True  # a digit-sized blob
+    mask[20:26, 60:160] = True  # a bar far wider than tall: cut like touching digits if it were tall
+    assert len(digit_regions(mask)) == 2
+
+
 def test_read_auto_gives_a_digit_or_a_number(recognizer, mnist_sample):
     x, y = mnist_sample
     single = recognizer.read_auto(np.pad(x[7], 20))
