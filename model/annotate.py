@@ -31,9 +31,8 @@ def draw_readings(image: np.ndarray, digits) -> np.ndarray:
 
     `digits` are model.inference.Reading objects with a box in input coordinates.
     """
-    height, width = np.asarray(image).shape[:2]
     picture = readable_copy(image)
-    scale = picture.shape[1] / width
+    scale = picture.shape[1] / np.asarray(image).shape[1]
     line = max(1, round(min(picture.shape[:2]) / 150))
     for reading in digits:
         x, y, w, h = (round(v * scale) for v in reading.box)

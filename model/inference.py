@@ -45,10 +45,6 @@ class NumberReading(NamedTuple):
     digits: list[Reading]
     reason: str | None = None
 
-    @property
-    def uncertain(self) -> bool:
-        return any(d.uncertain for d in self.digits)
-
 
 class Recognizer:
     """A loaded model with its fast path. Create once per process; safe to share between threads."""
@@ -88,9 +84,8 @@ class Recognizer:
         if isinstance(candidates, str):
             return NumberReading(None, [], candidates)
         readings = self._read_prepared(candidates.inputs)
-        chosen = best_spans(candidates.spans, [r.confidence for r in readings], candidates.count)
-        index = {span: position for position, (span, _) in enumerate(candidates.spans)}
-        digits = [readings[index[span]] for span in chosen]
+        chosen = best_spans(candidates.candidates, [r.confidence for r in readings], candidates.count)
+        digits = [readings[index] for index in chosen]
         return NumberReading("".join(str(d.digit) for d in digits), digits)
 
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:

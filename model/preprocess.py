@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from model.constants import DIGIT_BOX, INPUT_SIZE, PIXEL_MAX
-from model.segment import candidate_spans, digit_regions
+from model.segment import Candidate, candidate_spans, digit_regions
 
 # Larger inputs are shrunk first: a digit needs no more than this to be read,
 # and every later step then runs in bounded time and memory.
@@ -241,8 +241,8 @@ class NumberCandidates:
     """The pieces of ink in a number and every run of them that could be one digit."""
 
     count: int  # pieces, left to right
-    spans: list[tuple[tuple[int, int], float]]  # runs pieces[i:j] and their shape penalties (model.segment)
-    inputs: list[Preprocessed]  # the model input of each span
+    candidates: list[Candidate]  # runs of pieces that could be one digit (model.segment)
+    inputs: list[Preprocessed]  # the model input of each candidate
 
 
 def preprocess_number(image: np.ndarray) -> NumberCandidates | str:
@@ -251,9 +251,7 @@ def preprocess_number(image: np.ndarray) -> NumberCandidates | str:
     if isinstance(found, str):
         return found
     pieces = digit_regions(found.mask)
-    spans = candidate_spans(pieces)
-    inputs = []
-    for (start, stop), _ in spans:
-        region = np.logical_or.reduce(pieces[start:stop])
-        inputs.append(Preprocessed(frame_digit(np.where(_near(region), found.ink, 0.0)), None, found.box(region)))
-    return NumberCandidates(len(pieces), spans, inputs)
+    candidates = candidate_spans(pieces)
+    inputs = [Preprocessed(frame_digit(np.where(_near(c.region), found.ink, 0.0)), None, found.box(c.region))
+              for c in candidates]
+    return NumberCandidates(len(pieces), candidates, inputs)

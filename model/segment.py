@@ -15,6 +15,7 @@ handwriting readers do.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -98,70 +99,72 @@ def digit_regions(mask: np.ndarray) -> list[np.ndarray]:
     """Boolean masks, one per digit, ordered left to right."""
     groups = _merge_stacked(_components(mask))
     # Only groups as tall as digits can be touching digits: a long thin bar is one fragment.
-    tallest = max((_height([group]) for group in groups), default=1)
-    pieces = [piece for group in groups
-              for piece in (_split_touching(group) if _height([group]) >= FRAGMENT_HEIGHT * tallest else [group])]
+    heights = [_height(group) for group in groups]
+    tallest = max(heights, default=1)
+    pieces = [piece for group, height in zip(groups, heights)
+              for piece in (_split_touching(group) if height >= FRAGMENT_HEIGHT * tallest else [group])]
     return sorted(pieces, key=lambda r: _columns(r)[0])
 
 
-Candidate = tuple[tuple[int, int], float]  # a run of pieces (start, stop) and its shape penalty
+class Candidate(NamedTuple):
+    """A run of neighbouring pieces, pieces[start:stop], that could be one digit."""
+
+    start: int
+    stop: int
+    penalty: float  # subtracted from the run's log-probability
+    region: np.ndarray  # the union of its pieces
 
 
-def _extent(regions: list[np.ndarray]) -> tuple[int, int, int, int]:
-    union = np.logical_or.reduce(regions)
-    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
-    return int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+def _height(region: np.ndarray) -> int:
+    rows = np.flatnonzero(region.any(axis=1))
+    return int(rows[-1] - rows[0] + 1)
 
 
-def _height(regions: list[np.ndarray]) -> int:
-    left, right, top, bottom = _extent(regions)
-    return bottom - top + 1
-
-
-def _join_penalty(pieces: list[np.ndarray], touching: bool) -> float:
+def _join_penalty(region: np.ndarray, touching: bool) -> float:
     """Pieces cut from one stroke rejoin with a bonus; pieces that touch, at no cost; pieces apart pay a margin."""
     if not touching:
         return JOIN_MARGIN
-    count, _ = cv2.connectedComponents(np.logical_or.reduce(pieces).astype(np.uint8), connectivity=8)
+    count, _ = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
     return -CUT_BONUS if count == 2 else 0.0  # background + one component: they were cut apart
 
 
 def candidate_spans(pieces: list[np.ndarray]) -> list[Candidate]:
-    """Runs pieces[i:j] that could be one digit by their shape, each with a shape penalty.
+    """Runs of pieces that could be one digit by their shape, each with a shape penalty.
 
     Every single piece is a candidate; one much shorter than the tallest is
     penalised as a fragment.
     """
-    tallest = max((_height([piece]) for piece in pieces), default=1)
-    fragment = [_height([piece]) < FRAGMENT_HEIGHT * tallest for piece in pieces]
-    spans = [((i, i + 1), FRAGMENT_PENALTY if fragment[i] else 0.0) for i in range(len(pieces))]
+    heights = [_height(piece) for piece in pieces]
+    fragment = [height < FRAGMENT_HEIGHT * max(heights, default=1) for height in heights]
+    candidates = [Candidate(i, i + 1, FRAGMENT_PENALTY if fragment[i] else 0.0, piece)
+                  for i, piece in enumerate(pieces)]
     for i in range(len(pieces)):
         for j in range(i + 2, min(len(pieces), i + JOIN_PIECES) + 1):
-            left, right, top, bottom = _extent(pieces[i:j])
-            height = bottom - top + 1
+            region = np.logical_or.reduce(pieces[i:j])
+            height = _height(region)
+            left, right = _columns(region)
             gaps = [_columns(b)[0] - _columns(a)[1] - 1 for a, b in zip(pieces[i : j - 1], pieces[i + 1 : j])]
             aspect = (right - left + 1) / height
             if max(gaps) > JOIN_GAP * height:
                 continue
             touching = max(gaps) <= 0
             if any(fragment[i:j]) or aspect <= (CUT_ASPECT if touching else JOIN_ASPECT):
-                spans.append(((i, j), _join_penalty(pieces[i:j], touching)))
-    return spans
+                candidates.append(Candidate(i, j, _join_penalty(region, touching), region))
+    return candidates
 
 
-def best_spans(spans: list[Candidate], confidences: list[float], count: int) -> list[tuple[int, int]]:
-    """The runs that cover all `count` pieces in order with the most probable reading.
+def best_spans(candidates: list[Candidate], confidences: list[float], count: int) -> list[int]:
+    """Indices of the candidates that cover all `count` pieces in order with the most probable reading.
 
     Score: the sum of each run's log-probability less its shape penalty
     (dynamic programming over the pieces, left to right).
     """
-    best: list[tuple[float, list]] = [(0.0, [])] + [(-math.inf, [])] * count
+    best: list[tuple[float, list[int]]] = [(0.0, [])] + [(-math.inf, [])] * count
     for end in range(1, count + 1):
-        for (span, penalty), confidence in zip(spans, confidences):
-            start, stop = span
-            if stop != end or best[start][0] == -math.inf:
+        for index, (candidate, confidence) in enumerate(zip(candidates, confidences)):
+            if candidate.stop != end or best[candidate.start][0] == -math.inf:
                 continue
-            score = best[start][0] + math.log(max(confidence, 1e-9)) - penalty
+            score = best[candidate.start][0] + math.log(max(confidence, 1e-9)) - candidate.penalty
             if score > best[end][0]:
-                best[end] = (score, best[start][1] + [span])
+                best[end] = (score, best[candidate.start][1] + [index])
     return best[count][1]

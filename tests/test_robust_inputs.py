@@ -92,17 +92,19 @@ def test_a_fragment_joins_its_digit_and_touching_pieces_rejoin():
 
     # A tall piece, then a short bar just right of it (a 7's bar), then another digit.
     pieces = [piece(10, 40, 20, 80), piece(42, 70, 20, 26), piece(100, 140, 20, 80)]
-    spans = dict(candidate_spans(pieces))
+    candidates = candidate_spans(pieces)
+    spans = {(c.start, c.stop): c.penalty for c in candidates}
     assert spans[(1, 2)] > 1.0  # the bar alone is penalised as a fragment
     assert (0, 2) in spans and (1, 3) not in spans  # it may join its neighbour, not across the gap
     confident = {(0, 1): 0.99, (1, 2): 0.99, (2, 3): 0.99, (0, 2): 0.9}
-    chosen = best_spans(list(spans.items()), [confident.get(s, 0.5) for s in spans], len(pieces))
-    assert chosen == [(0, 2), (2, 3)]
+    chosen = best_spans(candidates, [confident.get((c.start, c.stop), 0.5) for c in candidates], len(pieces))
+    assert [(candidates[i].start, candidates[i].stop) for i in chosen] == [(0, 2), (2, 3)]
     # Two confident digits apart stay two even when their union reads as well as each.
     apart = [piece(10, 30, 20, 80), piece(40, 60, 20, 80)]
-    spans = candidate_spans(apart)
-    assert [s for s, _ in spans] == [(0, 1), (1, 2), (0, 2)]
-    assert best_spans(spans, [0.99, 0.99, 0.99], 2) == [(0, 1), (1, 2)]
+    candidates = candidate_spans(apart)
+    assert [(c.start, c.stop) for c in candidates] == [(0, 1), (1, 2), (0, 2)]
+    chosen = best_spans(candidates, [0.99, 0.99, 0.99], 2)
+    assert [(candidates[i].start, candidates[i].stop) for i in chosen] == [(0, 1), (1, 2)]
 
 
 def test_a_long_thin_bar_is_one_fragment_not_touching_digits():
