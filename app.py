@@ -6,6 +6,11 @@ widgets to functions in model/ and training/.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+from typing import NamedTuple
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -14,16 +19,27 @@ from streamlit_drawable_canvas import st_canvas
 
 from model.architectures import ARCHITECTURES
 from model.artifacts import ModelFileError
-from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image
+from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, encode_png
 from model.annotate import draw_readings
 from model.inference import NumberReading, Reading, Recognizer
 from model.registry import PROMOTION_MARGIN, SHIPPED_VERSION, ModelVersion, Registry, worse_by
+from training.corrections import RAW_MAX_SIDE, CorrectionStore
 from training.data import DATASETS
 from training.jobs import PRESETS, JobState, TrainingAlreadyRunning, TrainingJobs
+from training.models import metric_rows, summary
 
 CANVAS_SIZE = 280  # 10x MNIST's 28 px, so a mouse can draw comfortably
 ZOOM = 5  # the 28x28 model input is shown at 140x140, nearest-neighbour
 READ_MODES = ("Auto", "One digit", "Whole number")
+RECENT_CORRECTIONS = 24
+
+
+class FeedbackTarget(NamedTuple):
+    """Where a user's "right"/"wrong" goes: the store, the model that answered, and the input's source."""
+
+    store: CorrectionStore
+    model_version: str
+    source: str  # canvas | upload | camera; also keeps each tab's feedback widgets apart
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -35,6 +51,22 @@ def load_recognizer(model_path: str, sha256: str) -> Recognizer:
 @st.cache_resource
 def training_jobs() -> TrainingJobs:
     return TrainingJobs()
+
+
+@st.cache_resource
+def correction_store() -> CorrectionStore:
+    return CorrectionStore()
+
+
+def admin_token() -> str | None:
+    """ADMIN_TOKEN from the environment, else from .streamlit/secrets.toml; None when neither sets it."""
+    token = os.environ.get("ADMIN_TOKEN")
+    if not token:
+        try:
+            token = st.secrets.get("ADMIN_TOKEN")
+        except FileNotFoundError:  # no secrets file: that is the usual local setup
+            token = None
+    return token or None
 
 
 def active_recognizer(registry: Registry) -> tuple[Recognizer, ModelVersion]:
@@ -75,13 +107,13 @@ def canvas_input() -> np.ndarray | None:
 
 
 @st.fragment
-def draw_panel(recognizer: Recognizer, mode: str) -> None:
+def draw_panel(recognizer: Recognizer, mode: str, target: FeedbackTarget) -> None:
     """Canvas and result together: a stroke reruns only this part of the page."""
     canvas_column, result_column = st.columns([1, 2])
     with canvas_column:
         drawing = canvas_input()
     with result_column:
-        show_result(read(recognizer, drawing, mode), drawing, "Draw a digit on the black canvas.")
+        show_result(read(recognizer, drawing, mode), drawing, "Draw a digit on the black canvas.", target)
 
 
 def upload_input() -> tuple[bytes, str] | None:
@@ -143,51 +175,155 @@ def show_number(number: NumberReading, image: np.ndarray) -> None:
     st.caption("What the model saw (28x28 each)")
 
 
-def show_result(result: Reading | NumberReading | None, image: np.ndarray | None, empty_hint: str) -> None:
+def show_result(result: Reading | NumberReading | None, image: np.ndarray | None, empty_hint: str,
+                target: FeedbackTarget) -> None:
     if result is None:
         st.info(empty_hint)
     elif isinstance(result, NumberReading) and result.number is not None:
         show_number(result, image)
+        feedback_buttons(result.digits, image, target)
     elif isinstance(result, NumberReading) or result.digit is None:
         st.info(f"Nothing to read: {result.reason}. {empty_hint}")
     else:
         show_reading(result)
+        feedback_buttons([result], image, target)
 
 
-def zoomed(model_input: np.ndarray) -> np.ndarray:
-    return np.kron(model_input, np.ones((ZOOM, ZOOM), np.uint8))
+def _fingerprint(readings: list[Reading]) -> str:
+    return hashlib.sha1(b"".join(r.model_input.tobytes() for r in readings)).hexdigest()
+
+
+def _save_feedback(target: FeedbackTarget, readings: list[Reading], labels: list[int], raw: np.ndarray) -> None:
+    raw_png = encode_png(raw, RAW_MAX_SIDE)  # once, shared by every digit of a number
+    ids = [target.store.add(label, r.model_input, raw_png, r.digit, r.confidence, target.model_version, target.source)
+           for r, label in zip(readings, labels)]
+    st.session_state.setdefault("feedback_saved", {})[_fingerprint(readings)] = (ids, labels)
+
+
+def _picked(target: FeedbackTarget, readings: list[Reading], raw: np.ndarray, key: str) -> None:
+    """A digit (or a number) was picked as the right answer: check it, store it, clear the field."""
+    text = str(st.session_state.get(key) or "").strip()
+    st.session_state[key] = None if len(readings) == 1 else ""
+    if not text:
+        return
+    if not text.isdigit() or len(text) != len(readings):
+        st.session_state[f"{key}_error"] = f"Type the {len(readings)} digits of the number, e.g. {'1234567890'[:len(readings)]}."
+        return
+    _save_feedback(target, readings, [int(c) for c in text], raw)
+
+
+def _undo_feedback(target: FeedbackTarget, fingerprint: str) -> None:
+    ids, _ = st.session_state["feedback_saved"].pop(fingerprint)
+    for correction_id in ids:
+        target.store.delete(correction_id)
+
+
+def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackTarget) -> None:
+    """"Right", or "Wrong" and the right answer: either way the sample is stored for retraining."""
+    fingerprint, key = _fingerprint(readings), f"feedback_{target.source}"
+    saved = st.session_state.get("feedback_saved", {}).get(fingerprint)
+    if saved:
+        st.success(f"Saved as {''.join(map(str, saved[1]))}. Thank you: retraining with corrections learns from it.")
+        st.button("Undo", key=f"{key}_undo", on_click=_undo_feedback, args=(target, fingerprint))
+        return
+    predicted = [r.digit for r in readings]
+    right, wrong = st.columns([1, 3], vertical_alignment="bottom")
+    right.button("Right", key=f"{key}_right", icon=":material/check:", on_click=_save_feedback,
+                 args=(target, readings, predicted, raw))
+    with wrong:
+        if len(readings) == 1:
+            st.pills("Wrong → pick the digit", list(range(10)), key=f"{key}_digit", on_change=_picked,
+                     args=(target, readings, raw, f"{key}_digit"))
+        else:
+            st.text_input("Wrong → type the number", key=f"{key}_number", placeholder="".join(map(str, predicted)),
+                          on_change=_picked, args=(target, readings, raw, f"{key}_number"))
+            error = st.session_state.pop(f"{key}_number_error", None)
+            if error:
+                st.error(error)
+
+
+def zoomed(model_input: np.ndarray, zoom: int = ZOOM) -> np.ndarray:
+    return np.kron(model_input, np.ones((zoom, zoom), np.uint8))
 
 
 # --------------------------------------------------------------------------- sidebar
+
+
+def admin_gate(token: str | None) -> bool:
+    """Whether this session may retrain, switch models and delete data."""
+    if token is None:
+        st.caption("Open local tool: no ADMIN_TOKEN is set, so anyone who can open this page can retrain, "
+                   "switch models and delete corrections.")
+        return True
+    entered = st.text_input("Admin token", type="password", key="admin_token",
+                            help="Needed to retrain, switch models and delete data; reading digits and sending "
+                                 "corrections need nothing.")
+    unlocked = hmac.compare_digest(entered.encode(), token.encode())
+    if entered and not unlocked:
+        st.error("That admin token is not right.")
+    elif not unlocked:
+        st.caption("Locked: enter the admin token to retrain, switch models or delete data.")
+    return unlocked
 
 
 def model_summary(active: ModelVersion) -> None:
     info = active.info
     st.subheader("Active model")
     accuracy = f"{active.test_accuracy:.2%}" if active.test_accuracy is not None else "not measured"
+    origin = f", fine-tuned from {info['fine_tuned_from']}" if info.get("fine_tuned_from") else ""
     st.markdown(
         f"**{active.version}** · {info.get('architecture', '?')} CNN  \n"
         f"MNIST test accuracy: **{accuracy}**  \n"
-        f"Trained {info.get('created', '?')[:16].replace('T', ' ')} on {active.trained_on}"
+        f"Trained {info.get('created', '?')[:16].replace('T', ' ')} on {active.trained_on}{origin}"
     )
 
 
-def retrain_controls() -> dict | None:
+def corrections_panel(store: CorrectionStore, admin: bool) -> None:
+    counts = store.counts()
+    total = sum(counts["corrected"]) + sum(counts["confirmed"])
+    with st.expander(f"Corrections ({total} stored)"):
+        if not total:
+            st.caption("None yet. After a prediction, press Right or pick the right digit: samples are stored "
+                       "here and used when you retrain with corrections.")
+            return
+        st.bar_chart(pd.DataFrame(counts, index=[str(d) for d in range(10)]), height=160,
+                     x_label="true digit", y_label="samples")
+        recent = store.recent(RECENT_CORRECTIONS)
+        st.image([zoomed(c.model_input, 2) for c in recent], width=56, clamp=True,
+                 caption=[f"#{c.id}: {c.label}" + ("" if c.confirmed else f" (read {c.predicted})") for c in recent])
+        chosen = st.selectbox("A bad one", [c.id for c in recent], key="correction_choice",
+                              format_func=lambda i: f"#{i}")
+        if st.button("Delete it", key="correction_delete", disabled=not admin):
+            store.delete(chosen)
+            st.rerun()
+        st.download_button("Export all as .npz", data=store.export_npz, file_name="corrections.npz",
+                           mime="application/octet-stream", key="corrections_export", disabled=not admin)
+
+
+def retrain_controls(corrections: int) -> dict | None:
     """The retrain form; returns the chosen settings when Start is clicked."""
     st.subheader("Retrain")
     preset = st.radio("Preset", list(PRESETS), format_func=lambda p: PRESETS[p]["label"], key="train_preset")
     data = st.multiselect("Data", DATASETS, default=["mnist"], key="train_data",
                           help="EMNIST Digits needs its files (see README) or internet access.")
-    architecture = st.selectbox("Architecture", sorted(ARCHITECTURES), key=f"train_architecture_{preset}",
-                                index=sorted(ARCHITECTURES).index(PRESETS[preset]["architecture"]))
+    if preset == "finetune":
+        architecture, feedback = None, True
+        st.caption(f"Starts from the active model and learns the {corrections} stored corrections, "
+                   "replaying 20,000 training images so it keeps what it knew.")
+    else:
+        architecture = st.selectbox("Architecture", sorted(ARCHITECTURES), key=f"train_architecture_{preset}",
+                                    index=sorted(ARCHITECTURES).index(PRESETS[preset]["architecture"]))
+        feedback = st.checkbox(f"Include the {corrections} stored corrections", key="train_feedback",
+                               value=corrections > 0, disabled=corrections == 0)
     epochs = st.number_input("Epochs", min_value=1, max_value=200, value=PRESETS[preset]["epochs"],
                              key=f"train_epochs_{preset}")
-    if st.button("Start training", key="train_start", type="primary"):
-        return {"preset": preset, "data": tuple(data) or ("mnist",), "architecture": architecture, "epochs": int(epochs)}
+    if st.button("Start training", key="train_start", type="primary", disabled=feedback and corrections == 0):
+        return {"preset": preset, "data": tuple(data) or ("mnist",), "architecture": architecture,
+                "epochs": int(epochs), "feedback": feedback and corrections > 0}
     return None
 
 
-def training_progress(state: JobState, jobs: TrainingJobs) -> None:
+def training_progress(state: JobState, jobs: TrainingJobs, admin: bool) -> None:
     progress = state.progress
     epoch, epochs = progress.get("epoch", 0), progress.get("epochs") or 1
     batch, steps = progress.get("batch", 0), progress.get("steps") or 1
@@ -201,45 +337,54 @@ def training_progress(state: JobState, jobs: TrainingJobs) -> None:
         history.index = history.index + 1
         st.line_chart(history[[c for c in ("loss", "val_loss") if c in history]], height=150)
         st.line_chart(history[[c for c in ("accuracy", "val_accuracy") if c in history]], height=150)
-    if st.button("Cancel training", key="train_cancel"):
+    if st.button("Cancel training", key="train_cancel", disabled=not admin):
         jobs.cancel()
         st.rerun()
 
 
-def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, active: ModelVersion) -> None:
+def _percent(value: float | None) -> str:
+    return f"{value:.2%}" if value is not None else "-"
+
+
+def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, active: ModelVersion, admin: bool) -> None:
     candidate = state.sidecar()
-    new_accuracy = candidate["metrics"].get("test_mnist", {}).get("accuracy")
-    st.success(f"Training finished: {candidate['epochs_run']} epochs in {candidate['training_seconds']:.0f} s.")
+    before = candidate.get("metrics_before", {})
+    st.success(f"Training finished: {candidate['epochs_run']} epochs in {candidate['training_seconds']:.0f} s. "
+               f"Kept as version {candidate['version']}.")
+    rows = {"MNIST test accuracy": "test_mnist", "held-out corrections": "feedback_holdout"}
     st.table(pd.DataFrame({
-        "active": [active.version, f"{active.test_accuracy:.2%}" if active.test_accuracy else "?", active.info.get("architecture")],
-        "new": [candidate["version"], f"{new_accuracy:.2%}" if new_accuracy else "?", candidate["architecture"]],
-    }, index=["version", "MNIST test accuracy", "architecture"]))
+        f"before ({before.get('version', active.version)})":
+            [_percent(before.get(k, {}).get("accuracy", active.test_accuracy if k == "test_mnist" else None))
+             for k in rows.values()],
+        "new": [_percent(candidate["metrics"].get(k, {}).get("accuracy")) for k in rows.values()],
+    }, index=list(rows)))
     shortfall = worse_by(candidate, active)
     confirmed = True
     if shortfall > PROMOTION_MARGIN:
-        st.warning(f"The new model is {shortfall:.2%} less accurate than the active one.")
-        confirmed = st.checkbox("Promote it anyway", key="promote_anyway")
+        st.warning(f"The new model is {shortfall:.2%} less accurate than the active one on the MNIST test set.")
+        confirmed = st.checkbox("Promote it anyway", key="promote_anyway", disabled=not admin)
     promote_column, keep_column = st.columns(2)
-    if promote_column.button("Promote", key="train_promote", disabled=not confirmed, type="primary"):
+    if promote_column.button("Promote", key="train_promote", disabled=not (confirmed and admin), type="primary"):
         registry.activate(registry.add(state.model_path).version)
         jobs.resolve("promoted")
         st.rerun(scope="app")
-    if keep_column.button("Keep current", key="train_keep"):
-        registry.add(state.model_path)  # kept as a version, not activated
+    if keep_column.button("Keep current", key="train_keep", disabled=not admin):
+        registry.add(state.model_path)  # kept as an inactive version
         jobs.resolve("kept")
         st.rerun(scope="app")
 
 
-def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion, was_running: bool) -> None:
+def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion, was_running: bool,
+                   admin: bool) -> None:
     state = jobs.state()
     if was_running and (state is None or not state.running):
         st.rerun(scope="app")  # training ended: redraw the whole page and stop the timer
     if state is None or state.resolved:
         return
     if state.running:
-        training_progress(state, jobs)
+        training_progress(state, jobs, admin)
     elif state.status == "done":
-        finished_model(state, jobs, registry, active)
+        finished_model(state, jobs, registry, active, admin)
     else:
         st.error(f"Training {state.status}: {state.message}")
         if st.button("Dismiss", key="train_dismiss"):
@@ -247,21 +392,48 @@ def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion,
             st.rerun(scope="app")
 
 
-def versions_panel(registry: Registry, active: ModelVersion) -> None:
+@st.dialog("Compare model versions", width="large")
+def compare_versions(registry: Registry, names: list[str]) -> None:
+    versions = [registry.get(name) for name in names]
+    st.dataframe(pd.DataFrame(metric_rows(versions), index=names).T, width="stretch")
+    st.caption("MNIST test confusion matrices: rows are the true digit, columns what the model read.")
+    for column, name in zip(st.columns(len(names)), names):
+        matrix = registry.confusion(name)
+        column.markdown(f"**{name}**")
+        if matrix is None:
+            column.caption("No confusion matrix recorded.")
+        else:
+            column.dataframe(pd.DataFrame(matrix).style.background_gradient(cmap="Blues", axis=None), height=400)
+
+
+def versions_panel(registry: Registry, active: ModelVersion, admin: bool) -> None:
     with st.expander("Model versions"):
         versions = registry.versions()
-        labels = {v.version: f"{v.version} · {v.test_accuracy:.2%}" if v.test_accuracy else v.version for v in versions}
-        chosen = st.selectbox("Version", list(labels), format_func=labels.get, key="version_choice",
-                              index=list(labels).index(active.version) if active.version in labels else 0)
-        if st.button("Activate", key="version_activate", disabled=chosen == active.version):
+        table = pd.DataFrame([summary(v, active.version) for v in versions])
+        st.dataframe(table[["version", "active", "test_accuracy", "corrections_holdout_accuracy"]], hide_index=True,
+                     column_config={"test_accuracy": st.column_config.NumberColumn("MNIST test", format="percent"),
+                                    "corrections_holdout_accuracy": st.column_config.NumberColumn(
+                                        "corrections held out", format="percent")})
+        names = [v.version for v in versions]
+        chosen = st.selectbox("Version", names, key="version_choice",
+                              index=names.index(active.version) if active.version in names else 0)
+        activate_column, delete_column = st.columns(2)
+        if activate_column.button("Activate", key="version_activate", disabled=not admin or chosen == active.version):
             registry.activate(chosen)
             st.rerun()
-        if st.button("Roll back to the previous model", key="version_rollback"):
+        if delete_column.button("Delete", key="version_delete",
+                                disabled=not admin or chosen in (active.version, SHIPPED_VERSION)):
+            registry.delete(chosen)
+            st.rerun()
+        if st.button("Roll back to the previous model", key="version_rollback", disabled=not admin):
             try:
                 registry.rollback()
                 st.rerun()
             except ValueError as error:
                 st.warning(str(error))
+        compared = st.multiselect("Compare", names, default=names[:2], max_selections=3, key="version_compare")
+        if st.button("Compare side by side", key="version_compare_open", disabled=len(compared) < 2):
+            compare_versions(registry, compared)
 
 
 # --------------------------------------------------------------------------- page
@@ -269,12 +441,15 @@ def versions_panel(registry: Registry, active: ModelVersion) -> None:
 st.set_page_config(page_title="Digit recognizer", page_icon="✍️", layout="wide")
 registry = Registry()
 jobs = training_jobs()
+store = correction_store()
 recognizer, active = active_recognizer(registry)
 
 with st.sidebar:
+    admin = admin_gate(admin_token())
     model_summary(active)
-    versions_panel(registry, active)
-    settings = retrain_controls()
+    versions_panel(registry, active, admin)
+    corrections_panel(store, admin)
+    settings = retrain_controls(len(store)) if admin else None
     if settings is not None:
         try:
             jobs.start(**settings)
@@ -283,17 +458,19 @@ with st.sidebar:
     job = jobs.state()
     running = job is not None and job.running
     # Refresh the progress every second while training runs, without rerunning the page.
-    st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running)
+    st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running, admin)
 
 st.title("Handwritten digit recognizer")
 mode = read_mode()
 draw_tab, upload_tab, camera_tab = st.tabs(["Draw", "Upload", "Camera"])
 with draw_tab:
-    draw_panel(recognizer, mode)
+    draw_panel(recognizer, mode, FeedbackTarget(store, active.version, "canvas"))
 with upload_tab:
     image = decoded(upload_input())
     show_result(read(recognizer, image, mode), image,
-                "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.")
+                "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.",
+                FeedbackTarget(store, active.version, "upload"))
 with camera_tab:
     image = decoded(camera_input())
-    show_result(read(recognizer, image, mode), image, "Hold a digit or a number written on paper up to the camera.")
+    show_result(read(recognizer, image, mode), image, "Hold a digit or a number written on paper up to the camera.",
+                FeedbackTarget(store, active.version, "camera"))

@@ -96,3 +96,16 @@ def _to_array(image: Image.Image) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     return decode_image(read_bytes(path), Path(path).name)
+
+
+def encode_png(image: np.ndarray, max_side: int | None = None) -> bytes:
+    """An array as decode_image returns it -> PNG bytes, optionally shrunk to `max_side`."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:  # 16-bit and float images come back as floats in [0, 1]
+        array = np.clip(np.nan_to_num(array.astype(np.float32)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    picture = Image.fromarray(array)
+    if max_side and max(picture.size) > max_side:
+        picture.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()

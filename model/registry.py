@@ -21,7 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
-from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, read_sidecar
+from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path, read_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_VERSION = "shipped"
@@ -95,7 +95,7 @@ class Registry:
         found = []
         if self.root.exists():
             for folder in sorted(self.root.iterdir(), reverse=True):
-                if (folder / MODEL_FILE).exists():
+                if not folder.name.startswith(".") and (folder / MODEL_FILE).exists():  # not staging
                     with contextlib.suppress(ModelFileError):
                         found.append(self.get(folder.name))
         if self.shipped.exists():
@@ -145,6 +145,31 @@ class Registry:
                 previous = [current] + [v for v in pointer.get("previous", []) if v != current]
                 atomic_write_json(self._pointer, {"version": version, "previous": previous[:50]})
         return chosen
+
+    def delete(self, version: str) -> None:
+        """Remove a stored version for good. The shipped and the active version cannot be deleted."""
+        if version == SHIPPED_VERSION:
+            raise ValueError("The shipped model is part of the code and cannot be deleted.")
+        folder = self.get(version).path.parent
+        with self._locked():
+            pointer = self._read_pointer()
+            if pointer.get("version", SHIPPED_VERSION) == version:
+                raise ValueError(f"{version} is the active model: activate or roll back to another one first.")
+            trash = self.root / f".{version}.deleting"
+            os.replace(folder, trash)  # gone from the listing at once, even if the removal below is cut short
+            remaining = [v for v in pointer.get("previous", []) if v != version]
+            if remaining != pointer.get("previous", []):
+                atomic_write_json(self._pointer, {**pointer, "previous": remaining})
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def confusion(self, version: str) -> list[list[int]] | None:
+        """The MNIST test confusion matrix recorded for a version (sidecar, or its evaluation file)."""
+        chosen = self.get(version)
+        matrix = chosen.info.get("metrics", {}).get("test_mnist", {}).get("confusion_matrix")
+        if matrix is None:
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                matrix = json.loads(companion_path(chosen.path, "evaluation.json").read_text()).get("confusion_matrix")
+        return matrix
 
     def rollback(self) -> ModelVersion:
         """Re-activate the version that was active before the current one."""

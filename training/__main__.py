@@ -6,7 +6,9 @@ import logging
 import sys
 
 from training.config import build_parser, config_from_args
+from model.artifacts import ModelFileError
 from training.data import DataUnavailableError
+from training.feedback import NoCorrectionsError
 
 
 def main(argv=None) -> int:
@@ -22,15 +24,19 @@ def main(argv=None) -> int:
 
     try:
         sidecar = train(config)
-    except DataUnavailableError as error:
+    except (DataUnavailableError, NoCorrectionsError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("Interrupted: the previous model, if any, is untouched.", file=sys.stderr)
         return 130
-    metrics = sidecar["metrics"]
+    metrics, before = sidecar["metrics"], sidecar.get("metrics_before", {})
     print(f"Saved {config.output} (version {sidecar['version']}) in {sidecar['training_seconds']:.0f} s, "
-          f"{sidecar['epochs_run']} epochs; " + ", ".join(f"{k} accuracy {v['accuracy']:.4f}" for k, v in metrics.items()))
+          f"{sidecar['epochs_run']} epochs" + (", added to the registry" if config.register else ""))
+    for name, result in metrics.items():
+        was = before.get(name, {}).get("accuracy")
+        print(f"  {name:<18} accuracy {result['accuracy']:.4f}" + (f"  (before: {was:.4f}, {before['version']})"
+                                                                   if was is not None else ""))
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from model.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from training.data import DATASETS, DEFAULT_CACHE_DIR
+from training.feedback import FEEDBACK_MODES
 
 DEFAULT_OUTPUT = Path("model") / "digits.keras"
 LR_SCHEDULES = ("cosine", "exponential", "constant")
@@ -31,6 +32,17 @@ class TrainConfig:
     elastic: float = 1.0  # largest elastic displacement in pixels, see RandomDistortion
     blur: float = 0.3  # largest blend towards a 1 px Gaussian blur, see RandomBlur
     mixed_precision: bool = False  # bfloat16 compute where the CPU supports it
+    feedback: bool = False  # also train on the corrections users sent from the app
+    corrections: Path | None = None  # the corrections store; None: <data dir>/corrections.sqlite3
+    feedback_mode: str = "oversample"
+    feedback_factor: int = 20  # each correction counts like this many ordinary images
+    feedback_holdout: float = 0.2  # fraction of corrections kept out of training, to measure on
+    fine_tune: bool = False  # start from an existing model instead of from scratch
+    base_model: Path | None = None  # the model to fine-tune and compare with; None: the active model
+    fine_tune_epochs: int = 3
+    fine_tune_learning_rate: float = 3e-4
+    replay: int = 20000  # original training images mixed into a fine-tune
+    register: bool = False  # add the result to the model registry (inactive)
     seed: int = 42
     limit: int | None = None  # smoke run: use at most this many images per split
     output: Path = DEFAULT_OUTPUT
@@ -56,6 +68,14 @@ class TrainConfig:
             problems.append("blur and stroke must be between 0 and 1")
         if self.elastic < 0:
             problems.append("elastic must be 0 (off) or a positive number of pixels")
+        if self.feedback_mode not in FEEDBACK_MODES:
+            problems.append(f"feedback_mode must be one of {FEEDBACK_MODES}, got {self.feedback_mode!r}")
+        if self.feedback_factor < 1 or self.fine_tune_epochs < 1 or self.replay < 0:
+            problems.append("feedback_factor and fine_tune_epochs must be at least 1, replay at least 0")
+        if not 0 <= self.feedback_holdout < 1:
+            problems.append("feedback_holdout must be at least 0 and below 1")
+        if self.fine_tune_learning_rate <= 0:
+            problems.append("fine_tune_learning_rate must be positive")
         if self.limit is not None and self.limit < 10:
             problems.append("limit must be at least 10 images")
         if self.output.suffix != ".keras":
@@ -100,6 +120,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random elastic distortion, largest displacement in pixels (0: off)")
     parser.add_argument("--blur", type=float, default=defaults.blur, help="random blur, 0 (off) to 1 (sigma 1 px)")
     parser.add_argument("--mixed-precision", action="store_true", help="compute in bfloat16 where the CPU supports it")
+    feedback = parser.add_argument_group("corrections and fine-tuning")
+    feedback.add_argument("--feedback", action="store_true", help="also train on the corrections sent from the app")
+    feedback.add_argument("--corrections", type=Path, default=defaults.corrections,
+                          help="corrections store (None: $DIGITS_DATA_DIR/corrections.sqlite3, default var/)")
+    feedback.add_argument("--feedback-mode", choices=FEEDBACK_MODES, default=defaults.feedback_mode,
+                          help="oversample: repeat each correction; weight: use it once with a larger loss weight")
+    feedback.add_argument("--feedback-factor", type=int, default=defaults.feedback_factor,
+                          help="each correction counts like this many ordinary training images")
+    feedback.add_argument("--feedback-holdout", type=float, default=defaults.feedback_holdout,
+                          help="fraction of corrections held out to measure before/after (the same ones every run)")
+    feedback.add_argument("--fine-tune", action="store_true",
+                          help="update an existing model for a few epochs instead of training from scratch")
+    feedback.add_argument("--base-model", type=Path, default=defaults.base_model,
+                          help="the .keras model to fine-tune and to compare with (None: the active model)")
+    feedback.add_argument("--fine-tune-epochs", type=int, default=defaults.fine_tune_epochs, help="epochs of a fine-tune")
+    feedback.add_argument("--fine-tune-learning-rate", type=float, default=defaults.fine_tune_learning_rate,
+                          help="starting learning rate of a fine-tune (cosine decay)")
+    feedback.add_argument("--replay", type=int, default=defaults.replay,
+                          help="original training images mixed into a fine-tune, so the model keeps what it knew")
+    parser.add_argument("--register", action="store_true",
+                        help="add the trained model to the registry (python -m training.models), not activated")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the split, the shuffling, augmentation and weights")
     parser.add_argument("--limit", type=int, default=defaults.limit, help="smoke run: at most N images per split")
     parser.add_argument("--output", type=Path, default=defaults.output, help="where to write the .keras model")

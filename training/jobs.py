@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "quick": {"architecture": "compact", "epochs": 3, "label": "Quick: compact CNN, 3 epochs (about a minute)"},
     "full": {"architecture": "deep", "epochs": 40, "label": "Full: the default deep CNN, 40 epochs (35-45 minutes on 2 cores)"},
+    "finetune": {"architecture": None, "epochs": 3,
+                 "label": "Fine-tune: update the active model with the corrections, 3 epochs (2-3 minutes)"},
 }
 
 
@@ -128,7 +130,11 @@ class TrainingJobs:
         return "\n".join((errors or text)[-lines:])
 
     def start(self, preset: str = "quick", data: tuple[str, ...] = ("mnist",), epochs: int | None = None,
-              architecture: str | None = None, extra_args: tuple[str, ...] = ()) -> JobState:
+              architecture: str | None = None, feedback: bool = False, extra_args: tuple[str, ...] = ()) -> JobState:
+        """Start training in the background. Every finished model is added to the registry, not activated.
+
+        The fine-tune preset starts from the active model and always uses the corrections.
+        """
         if preset not in PRESETS:
             raise ValueError(f"Unknown preset {preset!r}; expected one of {sorted(PRESETS)}.")
         with self._lock:
@@ -141,11 +147,15 @@ class TrainingJobs:
             run_id = time.strftime("%Y%m%d-%H%M%S")
             run_dir = self.runs_dir / run_id
             run_dir.mkdir(parents=True, exist_ok=True)
-            command = ["nice", "-n", "10", self.python, "-m", "training",
-                       "--architecture", architecture or chosen["architecture"],
-                       "--epochs", str(epochs or chosen["epochs"]), "--data", ",".join(data),
+            epochs = str(epochs or chosen["epochs"])
+            if preset == "finetune":
+                how = ["--fine-tune", "--fine-tune-epochs", epochs, "--feedback"]
+            else:
+                how = ["--architecture", architecture or chosen["architecture"], "--epochs", epochs]
+                how += ["--feedback"] if feedback else []
+            command = ["nice", "-n", "10", self.python, "-m", "training", *how, "--data", ",".join(data),
                        "--output", str(run_dir / "digits.keras"), "--progress-file", str(run_dir / "progress.json"),
-                       *extra_args]
+                       "--register", *extra_args]
             log = open(run_dir / "train.log", "w")
             self._process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True)

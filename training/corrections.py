@@ -1,0 +1,251 @@
+"""The corrections users send from the app: a labelled store in SQLite.
+
+One file, ``<data dir>/corrections.sqlite3`` (``$DIGITS_DATA_DIR``, default
+``var/``), in WAL mode so that readers never block the writer and several
+sessions can write at once (each write waits its turn, up to a timeout).
+
+Images are BLOBs in the same row as their label, not files beside the
+database: a row is committed in one transaction, so a crash can never leave an
+image without its label or a label without its image, and backing the store
+up or moving it is copying one file. ``synchronous=FULL`` makes every
+committed correction durable, even against a power cut.
+
+Each row holds the raw input as PNG (shrunk to at most RAW_MAX_SIDE pixels on
+its long side), the 28x28 model input, the true label, what the model said
+and how sure it was, the model version and the time.
+
+Command line: ``python -m training.corrections {stats,export,delete}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import io
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from model.constants import INPUT_SIZE, NUM_CLASSES
+from model.images import encode_png
+from model.registry import data_dir
+
+STORE_FILE = "corrections.sqlite3"
+RAW_MAX_SIDE = 1024  # a phone photo is kept at most this large: plenty to look at again, small to store
+BUSY_TIMEOUT_SECONDS = 60.0
+SOURCES = ("canvas", "upload", "camera", "import")
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+    predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),
+    confidence REAL,
+    model_version TEXT NOT NULL,
+    source TEXT NOT NULL,
+    model_input BLOB NOT NULL CHECK (length(model_input) = {INPUT_SIZE * INPUT_SIZE}),
+    raw_png BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS corrections_label ON corrections (label);
+"""
+
+
+def default_store_path() -> Path:
+    return data_dir() / STORE_FILE
+
+
+@dataclasses.dataclass(frozen=True)
+class Correction:
+    id: int
+    created: str
+    label: int  # the true digit, as the user says
+    predicted: int | None  # what the model read
+    confidence: float | None
+    model_version: str
+    source: str
+    model_input: np.ndarray  # (28, 28) uint8, what the model saw
+    raw_png: bytes
+
+    @property
+    def confirmed(self) -> bool:
+        """The user said the model was right."""
+        return self.predicted == self.label
+
+
+@dataclasses.dataclass(frozen=True)
+class Samples:
+    """Every stored sample as arrays, oldest first: what training and the export use."""
+
+    ids: np.ndarray  # (N,) int64
+    x: np.ndarray  # (N, 28, 28) uint8
+    y: np.ndarray  # (N,) uint8
+    predicted: np.ndarray  # (N,) int8, -1 where unknown
+    confidence: np.ndarray  # (N,) float32, NaN where unknown
+    model_version: np.ndarray  # (N,) str
+    created: np.ndarray  # (N,) str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class CorrectionStore:
+    """Safe to use from many threads and processes: every call opens its own connection."""
+
+    def __init__(self, path: Path | None = None, timeout: float = BUSY_TIMEOUT_SECONDS):
+        self.path = Path(path) if path else default_store_path()
+        self.timeout = timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connection() as db:
+            db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _connection(self):
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a write is exactly one transaction.
+        db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def add(self, label: int, model_input: np.ndarray, raw: np.ndarray | bytes, predicted: int | None,
+            confidence: float | None, model_version: str, source: str = "canvas") -> int:
+        """Store one sample; returns its id once it is committed (and durable)."""
+        if not 0 <= int(label) < NUM_CLASSES:
+            raise ValueError(f"label must be a digit 0-9, got {label!r}.")
+        model_input = np.asarray(model_input)
+        if model_input.shape != (INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(f"model_input must be {INPUT_SIZE}x{INPUT_SIZE}, got {model_input.shape}.")
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
+        raw_png = raw if isinstance(raw, bytes) else encode_png(raw, RAW_MAX_SIDE)
+        created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+        row = (created, int(label), None if predicted is None else int(predicted),
+               None if confidence is None else float(confidence), model_version, source,
+               np.ascontiguousarray(model_input, dtype=np.uint8).tobytes(), raw_png)
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO corrections (created, label, predicted, confidence, model_version, source, model_input, "
+                "raw_png) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            return int(cursor.lastrowid)
+
+    def delete(self, correction_id: int) -> bool:
+        """Remove one sample; False if there was none with that id."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM corrections WHERE id = ?", (int(correction_id),)).rowcount == 1
+
+    def __len__(self) -> int:
+        with self._connection() as db:
+            return int(db.execute("SELECT count(*) FROM corrections").fetchone()[0])
+
+    def counts(self) -> dict[str, list[int]]:
+        """Per digit (by true label): how many were corrections and how many confirmed the model."""
+        counts = {"corrected": [0] * NUM_CLASSES, "confirmed": [0] * NUM_CLASSES}
+        with self._connection() as db:
+            for label, confirmed, count in db.execute(
+                    "SELECT label, predicted IS label, count(*) FROM corrections GROUP BY label, predicted IS label"):
+                counts["confirmed" if confirmed else "corrected"][label] += count
+        return counts
+
+    def get(self, correction_id: int) -> Correction | None:
+        rows = self._select("WHERE id = ?", (int(correction_id),))
+        return rows[0] if rows else None
+
+    def recent(self, limit: int = 12) -> list[Correction]:
+        return self._select("ORDER BY id DESC LIMIT ?", (int(limit),))
+
+    def _select(self, clause: str, parameters: tuple) -> list[Correction]:
+        with self._connection() as db:
+            rows = db.execute("SELECT id, created, label, predicted, confidence, model_version, source, model_input, "
+                              f"raw_png FROM corrections {clause}", parameters).fetchall()
+        return [Correction(*row[:7], _image(row[7]), row[8]) for row in rows]
+
+    def samples(self) -> Samples:
+        with self._connection() as db:
+            rows = db.execute("SELECT id, label, predicted, confidence, model_version, created, model_input "
+                              "FROM corrections ORDER BY id").fetchall()
+        return Samples(
+            ids=np.array([r[0] for r in rows], np.int64),
+            x=np.stack([_image(r[6]) for r in rows]) if rows else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8),
+            y=np.array([r[1] for r in rows], np.uint8),
+            predicted=np.array([-1 if r[2] is None else r[2] for r in rows], np.int8),
+            confidence=np.array([np.nan if r[3] is None else r[3] for r in rows], np.float32),
+            model_version=np.array([r[4] for r in rows], str),
+            created=np.array([r[5] for r in rows], str),
+        )
+
+    def export_npz(self) -> bytes:
+        """The whole store as a dataset: x (N, 28, 28) uint8 white on black, y, and what the model said."""
+        samples = self.samples()
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **dataclasses.asdict(samples))
+        return buffer.getvalue()
+
+    def integrity(self) -> str:
+        with self._connection() as db:
+            return db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _image(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, np.uint8).reshape(INPUT_SIZE, INPUT_SIZE)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.corrections",
+                                     description="Look at, export or prune the corrections users sent from the app.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--store", type=Path, default=default_store_path(),
+                        help="the SQLite store (set DIGITS_DATA_DIR to move the default)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("stats", help="how many samples per digit")
+    export = commands.add_parser("export", help="write every sample to an .npz dataset")
+    export.add_argument("output", type=Path)
+    delete = commands.add_parser("delete", help="remove samples by id")
+    delete.add_argument("ids", type=int, nargs="+")
+    args = parser.parse_args(argv)
+
+    if not args.store.exists():
+        print(f"error: there is no corrections store at {args.store}. Corrections sent from the app are stored "
+              "there; set DIGITS_DATA_DIR or pass --store.", file=sys.stderr)
+        return 1
+    store = CorrectionStore(args.store)
+    if args.command == "stats":
+        counts = store.counts()
+        print(f"{len(store)} samples in {args.store}")
+        print("digit  corrected  confirmed")
+        for digit in range(NUM_CLASSES):
+            print(f"{digit:>5}  {counts['corrected'][digit]:>9}  {counts['confirmed'][digit]:>9}")
+    elif args.command == "export":
+        if args.output.suffix != ".npz":
+            print(f"error: the export is an .npz file; got {args.output}.", file=sys.stderr)
+            return 2
+        args.output.write_bytes(store.export_npz())
+        print(f"Wrote {len(store)} samples to {args.output}")
+    else:
+        missing = [i for i in args.ids if not store.delete(i)]
+        if missing:
+            print(f"error: no sample with id {', '.join(map(str, missing))}.", file=sys.stderr)
+            return 1
+        print(f"Deleted {len(args.ids)} sample(s).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

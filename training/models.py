@@ -1,0 +1,130 @@
+"""python -m training.models: list, compare, activate, roll back and delete model versions.
+
+Every model the app trains (and every ``python -m training --register`` run)
+is kept in the registry with its sidecar; the active one is what every app
+session and ``python -m model.predict`` use. Changing it takes effect for
+running apps on their next interaction. See model/registry.py for the layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from model.artifacts import ModelFileError
+from model.registry import Registry, ModelVersion
+
+CONFUSION_WIDTH = 5
+
+
+def summary(version: ModelVersion, active: str) -> dict:
+    """One version in a line of facts: what `list` prints and the app's table shows."""
+    info = version.info
+    metrics = info.get("metrics", {})
+    holdout = metrics.get("feedback_holdout", {})
+    test = metrics.get("test_mnist", {})
+    return {
+        "version": version.version,
+        "active": version.version == active,
+        "created": info.get("created", ""),
+        "architecture": info.get("architecture", "?"),
+        "trained_on": version.trained_on,
+        "fine_tuned_from": info.get("fine_tuned_from"),
+        "corrections": info.get("data", {}).get("feedback", {}).get("train", 0),
+        "test_accuracy": test.get("accuracy"),
+        "test_errors": test.get("errors"),
+        "corrections_holdout_accuracy": holdout.get("accuracy"),
+    }
+
+
+def metric_rows(versions: list[ModelVersion]) -> dict[str, list]:
+    """Metrics of several versions, one list per metric, in the order given (for side-by-side tables)."""
+    rows: dict[str, list] = {}
+    names = sorted({name for v in versions for name in v.info.get("metrics", {})})
+    for name in names:
+        for key in ("accuracy", "errors", "count"):
+            values = [v.info.get("metrics", {}).get(name, {}).get(key) for v in versions]
+            if any(value is not None for value in values):
+                rows[f"{name} {key}"] = values
+    return rows
+
+
+def _format(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4%}" if value <= 1 else f"{value:.1f}"
+    return str(value)
+
+
+def _confusion_lines(matrix: list[list[int]] | None) -> list[str]:
+    if matrix is None:
+        return ["(no confusion matrix recorded)"]
+    header = "t\\p " + "".join(f"{p:>{CONFUSION_WIDTH}}" for p in range(len(matrix)))
+    return [header] + [f"{t:>3} " + "".join(f"{n:>{CONFUSION_WIDTH}}" for n in row) for t, row in enumerate(matrix)]
+
+
+def print_comparison(registry: Registry, names: list[str]) -> None:
+    versions = [registry.get(name) for name in names]
+    width = max(28, *(len(n) + 2 for n in names))
+    print(f"{'':<32}" + "".join(f"{n:>{width}}" for n in names))
+    for metric, values in metric_rows(versions).items():
+        print(f"{metric:<32}" + "".join(f"{_format(v):>{width}}" for v in values))
+    print("\nMNIST test confusion matrices (rows: true digit, columns: predicted)")
+    blocks = [_confusion_lines(registry.confusion(name)) for name in names]
+    block_width = max(len(line) for block in blocks for line in block) + 4
+    print("".join(f"{name:<{block_width}}" for name in names))
+    for lines in zip(*(block + [""] * (11 - len(block)) for block in blocks)):
+        print("".join(f"{line:<{block_width}}" for line in lines))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.models", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", help="every version, newest first; * marks the active one")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    compare = commands.add_parser("compare", help="metrics and confusion matrices side by side")
+    compare.add_argument("versions", nargs="+", help="two or more versions (see `list`)")
+    activate = commands.add_parser("activate", help="make a version the one every session uses")
+    activate.add_argument("version")
+    commands.add_parser("rollback", help="re-activate the version that was active before the current one")
+    delete = commands.add_parser("delete", help="remove a version for good (not the active or shipped one)")
+    delete.add_argument("version")
+    return parser
+
+
+def main(argv=None, registry: Registry | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    registry = registry or Registry()
+    try:
+        if args.command == "list":
+            active = registry.active().version
+            rows = [summary(v, active) for v in registry.versions()]
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            else:
+                print(f"  {'version':<18}{'test acc':>10}{'corr. held-out':>16}  {'architecture':<14}trained on")
+                for row in rows:
+                    print(f"{'*' if row['active'] else ' '} {row['version']:<18}{_format(row['test_accuracy']):>10}"
+                          f"{_format(row['corrections_holdout_accuracy']):>16}  {row['architecture']:<14}"
+                          f"{row['trained_on']}" + (f", fine-tuned from {row['fine_tuned_from']}"
+                                                    if row["fine_tuned_from"] else ""))
+        elif args.command == "compare":
+            print_comparison(registry, args.versions)
+        elif args.command == "activate":
+            print(f"Active: {registry.activate(args.version).version}")
+        elif args.command == "rollback":
+            print(f"Rolled back; active: {registry.rollback().version}")
+        else:
+            registry.delete(args.version)
+            print(f"Deleted {args.version}")
+    except (ModelFileError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
