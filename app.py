@@ -202,7 +202,8 @@ def _save_feedback(target: FeedbackTarget, readings: list[Reading], labels: list
 
 def _picked(target: FeedbackTarget, readings: list[Reading], raw: np.ndarray, key: str) -> None:
     """A digit (or a number) was picked as the right answer: check it, store it, clear the field."""
-    text = str(st.session_state.get(key) or "").strip()
+    value = st.session_state.get(key)
+    text = "" if value is None else str(value).strip()  # the digit 0 is an answer, not a blank
     st.session_state[key] = None if len(readings) == 1 else ""
     if not text:
         return

@@ -40,3 +40,10 @@ def _no_network(monkeypatch):
         raise RuntimeError(f"a test tried to open a network connection to {address}")
 
     monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(monkeypatch, tmp_path_factory):
+    """Registry, runs and corrections of a test live in its own folder, never in the checkout's var/."""
+    if "DIGITS_DATA_DIR" not in os.environ:
+        monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path_factory.mktemp("data")))

@@ -175,3 +175,123 @@ def test_a_single_digit_in_whole_number_mode_is_a_one_digit_number(canvas, mnist
     at = _app().run()
     at.radio(key="read_mode").set_value("Whole number").run()
     assert [m.value for m in at.metric if m.label == "Number"] == [str(y[35])]
+
+
+def _store():
+    from training.corrections import CorrectionStore
+
+    return CorrectionStore()  # the one in $DIGITS_DATA_DIR, as the app uses
+
+
+def test_right_and_wrong_store_the_sample_and_undo_removes_it(canvas, mnist_sample):
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    at.button(key="feedback_canvas_right").click().run()
+    assert not at.exception
+    (confirmed,) = _store().recent()
+    assert confirmed.label == confirmed.predicted == y[35] and confirmed.model_version == "shipped"
+    assert confirmed.source == "canvas" and confirmed.model_input.shape == (28, 28)
+    assert any("Saved as" in s.value for s in at.success)
+    at.button(key="feedback_canvas_undo").click().run()
+    assert len(_store()) == 0
+
+    wrong = (int(y[35]) + 3) % 10
+    at.button_group(key="feedback_canvas_digit").set_value(wrong).run()
+    assert not at.exception
+    (corrected,) = _store().recent()
+    assert (corrected.label, corrected.predicted) == (wrong, y[35]) and corrected.confidence > 0.5
+    assert at.session_state["feedback_canvas_digit"] is None  # cleared: the next drawing starts unanswered
+    at.run()  # a rerun stores nothing twice
+    assert len(_store()) == 1
+    assert "Corrections (1 stored)" in " ".join(e.label for e in at.sidebar.expander)
+
+
+def test_a_wrong_number_is_corrected_digit_by_digit(canvas, mnist_sample):
+    x, y = mnist_sample
+    canvas.image = _two_digits_canvas(x, 5, 12)
+    at = _app().run()
+    at.text_input(key="feedback_canvas_number").set_value("123").run()
+    assert any("Type the 2 digits" in e.value for e in at.error) and len(_store()) == 0
+    at.text_input(key="feedback_canvas_number").set_value(f"{y[5]}9").run()
+    stored = sorted(_store().recent(), key=lambda c: c.id)
+    assert [c.label for c in stored] == [y[5], 9] and [c.predicted for c in stored] == [y[5], y[12]]
+
+
+def test_without_an_admin_token_the_app_is_open_and_says_so(canvas, monkeypatch):
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    at = _app().run()
+    assert any("Open local tool" in c.value for c in at.sidebar.caption)
+    assert at.sidebar.button(key="train_start") is not None
+    assert not at.sidebar.button(key="version_rollback").disabled
+
+
+def test_with_an_admin_token_only_reading_and_correcting_are_open(canvas, monkeypatch, mnist_sample):
+    x, y = mnist_sample
+    monkeypatch.setenv("ADMIN_TOKEN", "s3cret-token")
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    locked = ("train_start",)
+    assert not [b for b in at.sidebar.button if b.key in locked]  # no retrain form at all
+    for key in ("version_rollback", "version_activate", "version_delete"):
+        assert at.sidebar.button(key=key).disabled
+    assert _predictions(at) == [str(y[35])]  # reading needs no token...
+    at.button(key="feedback_canvas_right").click().run()
+    assert len(_store()) == 1  # ...nor does sending a correction
+    assert at.sidebar.button(key="correction_delete").disabled
+    assert at.sidebar.get("download_button")[0].proto.disabled
+
+    at.sidebar.text_input(key="admin_token").set_value("wrong").run()
+    assert any("not right" in e.value for e in at.sidebar.error)
+    assert at.sidebar.button(key="version_rollback").disabled
+
+    at.sidebar.text_input(key="admin_token").set_value("s3cret-token").run()
+    assert at.sidebar.button(key="train_start") is not None
+    assert not at.sidebar.button(key="version_rollback").disabled
+    at.sidebar.button(key="correction_delete").click().run()
+    assert len(_store()) == 0
+
+
+def _stand_in_model(folder, version):
+    """A real but untrained model, registered as `version`: it reads digits differently from the shipped one."""
+    import keras
+
+    from model.architectures import build_model
+    from model.artifacts import atomic_write_json, file_sha256, sidecar_path
+
+    keras.utils.set_random_seed(0)
+    path = folder / "digits.keras"
+    folder.mkdir(parents=True)
+    build_model("compact").save(path)
+    atomic_write_json(sidecar_path(path), {"version": version, "architecture": "compact",
+                                           "model_sha256": file_sha256(path)})
+    return path
+
+
+def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist_sample, tmp_path):
+    from model.inference import Recognizer
+    from model.registry import Registry
+    from training.models import main as models_cli
+
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    registry = Registry()
+    version = registry.add(_stand_in_model(tmp_path / "run", "20990101-000000")).version
+    untrained = Recognizer(registry.get(version).path).read(canvas.image)
+    sessions = [_app().run(), _app().run()]
+    confidences = lambda at: [md.value for md in at.markdown if md.value.startswith("Confidence")]  # noqa: E731
+    shipped_answer = confidences(sessions[0])
+    assert shipped_answer == confidences(sessions[1]) and _predictions(sessions[0]) == [str(y[35])]
+
+    assert models_cli(["activate", version]) == 0  # from the command line, while both sessions are open
+    for at in sessions:
+        at.run()
+        assert version in " ".join(md.value for md in at.sidebar.markdown)
+        assert _predictions(at) == [str(untrained.digit)]
+        assert confidences(at) == [f"Confidence: **{untrained.confidence:.1%}**"]
+
+    sessions[0].sidebar.button(key="version_rollback").click().run()  # from one session's sidebar
+    for at in sessions:
+        at.run()
+        assert "shipped" in " ".join(md.value for md in at.sidebar.markdown)
+        assert confidences(at) == shipped_answer

@@ -90,6 +90,9 @@ def test_a_training_job_runs_in_the_background_and_reports_progress(tmp_path, ti
     assert final.progress["history"]["loss"] and len(final.progress["history"]["val_loss"]) == 2
     sidecar = final.sidecar()
     assert sidecar["architecture"] == "compact" and sidecar["epochs_run"] == 2
+    registry = Registry()
+    assert registry.get(sidecar["version"]).info["model_sha256"] == sidecar["model_sha256"]  # every model is kept
+    assert registry.active().version == SHIPPED_VERSION  # but not activated
     jobs.resolve("kept")
     assert jobs.state().resolved == "kept"
 
@@ -111,3 +114,53 @@ def test_a_failing_job_reports_why(tmp_path, monkeypatch):
     jobs.start("quick", data=("mnist",), extra_args=("--data-dir", str(tmp_path / "nothing"), "--batch-size", "0"))
     final = jobs.wait(timeout=120)
     assert final.status == "failed" and "batch_size" in final.message
+
+
+def test_versions_are_deleted_but_never_the_active_or_shipped_one(tmp_path):
+    registry = Registry(tmp_path / "models")
+    old = registry.add(_fake_model(tmp_path / "run1", "20260101-000000", 0.99)).version
+    new = registry.add(_fake_model(tmp_path / "run2", "20260102-000000", 0.98)).version
+    registry.activate(old)
+    registry.activate(new)
+    with pytest.raises(ValueError, match="active model"):
+        registry.delete(new)
+    with pytest.raises(ValueError, match="shipped"):
+        registry.delete(SHIPPED_VERSION)
+    registry.delete(old)
+    assert [v.version for v in registry.versions()] == [new, SHIPPED_VERSION]
+    assert registry.rollback().version == SHIPPED_VERSION  # the deleted version is skipped
+    with pytest.raises(ModelFileError):
+        registry.delete(old)
+
+
+def test_the_models_command_lists_compares_activates_rolls_back_and_deletes(tmp_path, capsys):
+    import json
+
+    from training.models import main
+
+    registry = Registry(tmp_path / "models")
+    first = registry.add(_fake_model(tmp_path / "run1", "20260101-000000", 0.991)).version
+    second = registry.add(_fake_model(tmp_path / "run2", "20260102-000000", 0.995)).version
+
+    def run(*args):
+        code = main(list(args), registry=Registry(tmp_path / "models"))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, _ = run("list", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["version"] for r in rows] == [second, first, SHIPPED_VERSION]
+    assert [r["active"] for r in rows] == [False, False, True] and rows[0]["test_accuracy"] == 0.995
+    assert run("activate", first)[1].strip() == f"Active: {first}"
+    assert run("activate", second)[0] == 0
+    code, out, _ = run("list")
+    assert f"* {second}" in out and f"  {first}" in out
+    code, out, _ = run("compare", SHIPPED_VERSION, second)
+    assert code == 0 and "test_mnist accuracy" in out and "99.5000%" in out
+    assert "t\\p" in out and "(no confusion matrix recorded)" in out  # shipped has one, the fake has none
+    assert run("rollback")[1].strip() == f"Rolled back; active: {first}"
+    code, _, err = run("delete", first)
+    assert code == 1 and "active model" in err
+    assert run("delete", second)[0] == 0
+    code, _, err = run("activate", second)
+    assert code == 1 and "does not exist" in err

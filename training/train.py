@@ -186,11 +186,13 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
     timer = EpochTimer()
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True, verbose=1),
         keras.callbacks.ModelCheckpoint(work / "checkpoint.keras", monitor="val_loss", save_best_only=True),
         timer,
         *extra_callbacks,
     ]
+    if not config.fine_tune:  # a fine-tune keeps its last weights: the validation set has no corrections to judge by
+        callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                          restore_best_weights=True, verbose=1))
     if config.progress_file:
         callbacks.append(ProgressFile(config.progress_file))
     try:
