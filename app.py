@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import sqlite3
 from typing import NamedTuple
 
 import altair as alt
@@ -17,10 +18,10 @@ import pandas as pd
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from model.annotate import draw_readings
 from model.architectures import ARCHITECTURES
 from model.artifacts import ModelFileError
 from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, encode_png
-from model.annotate import draw_readings
 from model.inference import NumberReading, Reading, Recognizer
 from model.registry import PROMOTION_MARGIN, SHIPPED_VERSION, ModelVersion, Registry, worse_by
 from training.corrections import RAW_MAX_SIDE, CorrectionStore
@@ -195,9 +196,15 @@ def _fingerprint(readings: list[Reading]) -> str:
 
 def _save_feedback(target: FeedbackTarget, readings: list[Reading], labels: list[int], raw: np.ndarray) -> None:
     raw_png = encode_png(raw, RAW_MAX_SIDE)  # once, shared by every digit of a number
-    ids = [target.store.add(label, r.model_input, raw_png, r.digit, r.confidence, target.model_version, target.source)
-           for r, label in zip(readings, labels)]
+    try:
+        ids = target.store.add_many([(label, r.model_input, raw_png, r.digit, r.confidence)
+                                     for r, label in zip(readings, labels)], target.model_version, target.source)
+    except sqlite3.Error as error:
+        st.session_state[f"feedback_{target.source}_error"] = (
+            f"The correction could not be stored ({error}). Nothing was saved; please try again.")
+        return
     st.session_state.setdefault("feedback_saved", {})[_fingerprint(readings)] = (ids, labels)
+    st.session_state["feedback_changed"] = True
 
 
 def _picked(target: FeedbackTarget, readings: list[Reading], raw: np.ndarray, key: str) -> None:
@@ -208,7 +215,8 @@ def _picked(target: FeedbackTarget, readings: list[Reading], raw: np.ndarray, ke
     if not text:
         return
     if not text.isdigit() or len(text) != len(readings):
-        st.session_state[f"{key}_error"] = f"Type the {len(readings)} digits of the number, e.g. {'1234567890'[:len(readings)]}."
+        st.session_state[f"feedback_{target.source}_error"] = (f"Type the {len(readings)} digits of the number, "
+                                                               f"e.g. {'1234567890'[:len(readings)]}.")
         return
     _save_feedback(target, readings, [int(c) for c in text], raw)
 
@@ -217,10 +225,13 @@ def _undo_feedback(target: FeedbackTarget, fingerprint: str) -> None:
     ids, _ = st.session_state["feedback_saved"].pop(fingerprint)
     for correction_id in ids:
         target.store.delete(correction_id)
+    st.session_state["feedback_changed"] = True
 
 
 def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackTarget) -> None:
     """"Right", or "Wrong" and the right answer: either way the sample is stored for retraining."""
+    if st.session_state.pop("feedback_changed", False):
+        st.rerun(scope="app")  # the click reran only the canvas fragment; the sidebar's counts must follow
     fingerprint, key = _fingerprint(readings), f"feedback_{target.source}"
     saved = st.session_state.get("feedback_saved", {}).get(fingerprint)
     if saved:
@@ -238,9 +249,9 @@ def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackT
         else:
             st.text_input("Wrong → type the number", key=f"{key}_number", placeholder="".join(map(str, predicted)),
                           on_change=_picked, args=(target, readings, raw, f"{key}_number"))
-            error = st.session_state.pop(f"{key}_number_error", None)
-            if error:
-                st.error(error)
+    error = st.session_state.pop(f"{key}_error", None)
+    if error:
+        st.error(error)
 
 
 def zoomed(model_input: np.ndarray, zoom: int = ZOOM) -> np.ndarray:
@@ -410,11 +421,11 @@ def compare_versions(registry: Registry, names: list[str]) -> None:
 def versions_panel(registry: Registry, active: ModelVersion, admin: bool) -> None:
     with st.expander("Model versions"):
         versions = registry.versions()
-        table = pd.DataFrame([summary(v, active.version) for v in versions])
-        st.dataframe(table[["version", "active", "test_accuracy", "corrections_holdout_accuracy"]], hide_index=True,
-                     column_config={"test_accuracy": st.column_config.NumberColumn("MNIST test", format="percent"),
-                                    "corrections_holdout_accuracy": st.column_config.NumberColumn(
-                                        "corrections held out", format="percent")})
+        rows = [summary(v, active.version) for v in versions]
+        table = pd.DataFrame({"MNIST test": [_percent(r["test_accuracy"]) for r in rows],
+                              "corrections held out": [_percent(r["corrections_holdout_accuracy"]) for r in rows]},
+                             index=[("● " if r["active"] else "") + r["version"] for r in rows])
+        st.container(key="versions_table").table(table)
         names = [v.version for v in versions]
         chosen = st.selectbox("Version", names, key="version_choice",
                               index=names.index(active.version) if active.version in names else 0)
@@ -461,6 +472,7 @@ with st.sidebar:
     # Refresh the progress every second while training runs, without rerunning the page.
     st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running, admin)
 
+st.session_state.pop("feedback_changed", None)  # a full run shows every change; only a fragment run must ask for one
 st.title("Handwritten digit recognizer")
 mode = read_mode()
 draw_tab, upload_tab, camera_tab = st.tabs(["Draw", "Upload", "Camera"])

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.browser import (chromium_path, clear_canvas, draw_digit, launch_browser, running_app, wait_for_idle,
-                           wait_for_prediction)
+from bench.browser import (
+    chromium_path,
+    clear_canvas,
+    draw_digit,
+    draw_strokes,
+    launch_browser,
+    running_app,
+    wait_for_idle,
+    wait_for_prediction,
+)
 
 if chromium_path() is None:
     if os.environ.get("REQUIRE_BROWSER"):
@@ -142,3 +150,44 @@ def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app
     sidebar.get_by_role("button", name="Roll back to the previous model").click()
     trainer.wait_for_function(
         "() => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('shipped ·')", timeout=30000)
+
+
+# A 6 written like a calculator display, one stroke per segment (28x28 grid): the shipped model reads it as 5.
+BOXY_SIX = [[(10, 4), (18, 4)], [(9, 5), (9, 13)], [(10, 14), (18, 14)], [(9, 15), (9, 23)], [(10, 24), (18, 24)],
+            [(18, 15), (18, 23)]]
+
+
+def test_correct_a_wrong_prediction_fine_tune_with_it_see_the_version_and_roll_back(browser, app_url):
+    page = _open(browser, app_url)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    draw_strokes(page, BOXY_SIX)
+    wait_for_idle(page)
+    assert wait_for_prediction(page) == "5"  # wrong: it is a 6
+
+    page.locator(".st-key-feedback_canvas_digit").get_by_role("radio", name="6", exact=True).click()  # Wrong → 6
+    page.get_by_text("Saved as 6").wait_for(timeout=30000)
+    sidebar.get_by_text("Corrections (1 stored)").wait_for(timeout=30000)
+
+    sidebar.get_by_text("Fine-tune: update the active model").click()
+    wait_for_idle(page)
+    sidebar.get_by_role("button", name="Start training").click()
+    finished = sidebar.get_by_text("Kept as version")
+    finished.wait_for(timeout=300000)
+    version = finished.inner_text().split("Kept as version")[1].strip().rstrip(".")
+
+    sidebar.get_by_text("Model versions").click()
+    versions = sidebar.locator(".st-key-versions_table")
+    playwright_api.expect(versions).to_contain_text(version, timeout=30000)  # kept in the registry, not active yet
+    playwright_api.expect(versions).to_contain_text("● shipped")
+
+    # Promote it (this fixture's "test set" has shifted labels, so it scores worse and needs a confirmation).
+    sidebar.get_by_text("Promote it anyway").click()
+    promote = sidebar.get_by_role("button", name="Promote")
+    playwright_api.expect(promote).to_be_enabled(timeout=30000)
+    promote.click()
+    playwright_api.expect(versions).to_contain_text(f"● {version}", timeout=30000)
+    playwright_api.expect(sidebar).to_contain_text("fine-tuned from shipped")
+
+    sidebar.get_by_role("button", name="Roll back to the previous model").click()
+    playwright_api.expect(versions).to_contain_text("● shipped", timeout=30000)
+    playwright_api.expect(versions).to_contain_text(version)  # rolled back, still kept

@@ -1,7 +1,6 @@
 """The corrections store: round trip, concurrent writers, a writer killed mid-write, the CLI."""
 
 import io
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -13,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.corrections import CorrectionStore, main as corrections_cli
+from training.corrections import CorrectionStore
+from training.corrections import main as corrections_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITERS, PER_WRITER = 8, 200
@@ -66,23 +66,23 @@ def test_large_photos_are_kept_smaller_and_bad_samples_are_refused(tmp_path):
     assert len(store) == 1
 
 
-def _write_many(path: str, writer: int, count: int) -> None:
-    store = CorrectionStore(Path(path))
-    for i in range(count):
-        store.add(i % 10, _model_input(writer * 1000 + i), _model_input(i), (i + 1) % 10, 0.5, f"writer-{writer}",
-                  "upload")
+MANY_WRITES_SCRIPT = """
+import sys, numpy as np
+from training.corrections import CorrectionStore
+store, writer, count = CorrectionStore(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+for i in range(count):
+    sample = np.random.default_rng(writer * 1000 + i).integers(0, 256, (28, 28), dtype=np.uint8)
+    store.add(i % 10, sample, sample, (i + 1) % 10, 0.5, f"writer-{writer}", "upload")
+"""
 
 
 def test_eight_concurrent_writers_store_every_correction(tmp_path):
     path = tmp_path / "c.sqlite3"
     CorrectionStore(path)
-    context = multiprocessing.get_context("spawn")  # separate processes, like separate app servers
-    writers = [context.Process(target=_write_many, args=(str(path), w, PER_WRITER)) for w in range(WRITERS)]
-    for process in writers:
-        process.start()
-    for process in writers:
-        process.join(timeout=300)
-        assert process.exitcode == 0
+    # Separate processes, like separate app servers sharing one data directory.
+    writers = [_spawn(MANY_WRITES_SCRIPT, path, str(w), str(PER_WRITER)) for w in range(WRITERS)]
+    for writer in writers:
+        assert writer.wait(timeout=300) == 0
     store = CorrectionStore(path)
     samples = store.samples()
     assert len(samples) == WRITERS * PER_WRITER
@@ -116,9 +116,9 @@ with store._transaction() as db:
 """
 
 
-def _spawn(script: str, path: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+def _spawn(script: str, path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", script, str(path), *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 @pytest.mark.parametrize("committed_before_kill", [5, 23, 61])

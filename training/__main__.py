@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from training.config import build_parser, config_from_args
 from model.artifacts import ModelFileError
+from training.config import build_parser, config_from_args
 from training.data import DataUnavailableError
 from training.feedback import NoCorrectionsError
 

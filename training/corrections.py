@@ -128,23 +128,18 @@ class CorrectionStore:
     def add(self, label: int, model_input: np.ndarray, raw: np.ndarray | bytes, predicted: int | None,
             confidence: float | None, model_version: str, source: str = "canvas") -> int:
         """Store one sample; returns its id once it is committed (and durable)."""
-        if not 0 <= int(label) < NUM_CLASSES:
-            raise ValueError(f"label must be a digit 0-9, got {label!r}.")
-        model_input = np.asarray(model_input)
-        if model_input.shape != (INPUT_SIZE, INPUT_SIZE):
-            raise ValueError(f"model_input must be {INPUT_SIZE}x{INPUT_SIZE}, got {model_input.shape}.")
+        return self.add_many([(label, model_input, raw, predicted, confidence)], model_version, source)[0]
+
+    def add_many(self, samples: list[tuple], model_version: str, source: str = "canvas") -> list[int]:
+        """Store (label, model_input, raw, predicted, confidence) samples in one transaction: all or none."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
-        raw_png = raw if isinstance(raw, bytes) else encode_png(raw, RAW_MAX_SIDE)
         created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-        row = (created, int(label), None if predicted is None else int(predicted),
-               None if confidence is None else float(confidence), model_version, source,
-               np.ascontiguousarray(model_input, dtype=np.uint8).tobytes(), raw_png)
+        rows = [(created, *_checked(*sample), model_version, source) for sample in samples]
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO corrections (created, label, predicted, confidence, model_version, source, model_input, "
-                "raw_png) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-            return int(cursor.lastrowid)
+            return [int(db.execute(
+                "INSERT INTO corrections (created, label, model_input, raw_png, predicted, confidence, model_version, "
+                "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid) for row in rows]
 
     def delete(self, correction_id: int) -> bool:
         """Remove one sample; False if there was none with that id."""
@@ -201,6 +196,19 @@ class CorrectionStore:
     def integrity(self) -> str:
         with self._connection() as db:
             return db.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+def _checked(label: int, model_input: np.ndarray, raw: np.ndarray | bytes, predicted: int | None,
+             confidence: float | None) -> tuple:
+    """One sample's column values, or ValueError saying what is wrong with it."""
+    if not 0 <= int(label) < NUM_CLASSES:
+        raise ValueError(f"label must be a digit 0-9, got {label!r}.")
+    model_input = np.asarray(model_input)
+    if model_input.shape != (INPUT_SIZE, INPUT_SIZE):
+        raise ValueError(f"model_input must be {INPUT_SIZE}x{INPUT_SIZE}, got {model_input.shape}.")
+    raw_png = raw if isinstance(raw, bytes) else encode_png(raw, RAW_MAX_SIDE)
+    return (int(label), np.ascontiguousarray(model_input, dtype=np.uint8).tobytes(), raw_png,
+            None if predicted is None else int(predicted), None if confidence is None else float(confidence))
 
 
 def _image(blob: bytes) -> np.ndarray:

@@ -13,7 +13,7 @@ import json
 import sys
 
 from model.artifacts import ModelFileError
-from model.registry import Registry, ModelVersion
+from model.registry import ModelVersion, Registry
 
 CONFUSION_WIDTH = 5
 
