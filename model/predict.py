@@ -18,7 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
-from model.artifacts import SHIPPED_MODEL, ModelFileError
+from model.artifacts import ModelFileError
+from model.registry import Registry
 from model.constants import LOW_CONFIDENCE
 from model.images import ImageDecodeError, read_image
 
@@ -34,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files")
     parser.add_argument("--json", action="store_true", help="print one JSON object per input")
     parser.add_argument("--multi", action="store_true", help="read a whole number: every digit, left to right")
-    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="a .keras model with its JSON sidecar")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a .keras model with its JSON sidecar (default: the active version, as in the app; "
+                             "see python -m training.models list)")
     return parser
 
 
@@ -70,7 +73,8 @@ def _unsure(confidence: float) -> str:
     return ", low confidence" if confidence < LOW_CONFIDENCE else ""
 
 
-def run(paths: list[str], recognizer, as_json: bool, out=sys.stdout, multi: bool = False) -> int:
+def run(paths: list[str], recognizer, as_json: bool, out=None, multi: bool = False) -> int:
+    out = out or sys.stdout  # looked up per call, so a redirected stdout is honoured
     failures = 0
     for start in range(0, len(paths), CHUNK):
         chunk = paths[start : start + CHUNK]
@@ -101,7 +105,7 @@ def main(argv=None) -> int:
     from model.inference import Recognizer
 
     try:
-        recognizer = Recognizer(args.model)
+        recognizer = Recognizer(args.model or Registry().active().path)
     except ModelFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -47,3 +47,21 @@ def _own_data_dir(monkeypatch, tmp_path_factory):
     """Registry, runs and corrections of a test live in its own folder, never in the checkout's var/."""
     if "DIGITS_DATA_DIR" not in os.environ:
         monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture
+def stand_in_model(tmp_path):
+    """A real but untrained compact model with its sidecar (version 20990101-000000): it reads digits
+    differently from the shipped one, so a test can tell which model answered."""
+    import keras
+
+    from model.architectures import build_model
+    from model.artifacts import atomic_write_json, file_sha256, sidecar_path
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path / "stand-in" / "digits.keras"
+    path.parent.mkdir()
+    build_model("compact").save(path)
+    atomic_write_json(sidecar_path(path), {"version": "20990101-000000", "architecture": "compact",
+                                           "model_sha256": file_sha256(path)})
+    return path

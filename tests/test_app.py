@@ -252,23 +252,7 @@ def test_with_an_admin_token_only_reading_and_correcting_are_open(canvas, monkey
     assert len(_store()) == 0
 
 
-def _stand_in_model(folder, version):
-    """A real but untrained model, registered as `version`: it reads digits differently from the shipped one."""
-    import keras
-
-    from model.architectures import build_model
-    from model.artifacts import atomic_write_json, file_sha256, sidecar_path
-
-    keras.utils.set_random_seed(0)
-    path = folder / "digits.keras"
-    folder.mkdir(parents=True)
-    build_model("compact").save(path)
-    atomic_write_json(sidecar_path(path), {"version": version, "architecture": "compact",
-                                           "model_sha256": file_sha256(path)})
-    return path
-
-
-def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist_sample, tmp_path):
+def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist_sample, stand_in_model):
     from model.inference import Recognizer
     from model.registry import Registry
     from training.models import main as models_cli
@@ -276,7 +260,7 @@ def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist
     x, y = mnist_sample
     canvas.image = _canvas_rgba(x[35])
     registry = Registry()
-    version = registry.add(_stand_in_model(tmp_path / "run", "20990101-000000")).version
+    version = registry.add(stand_in_model).version
     untrained = Recognizer(registry.get(version).path).read(canvas.image)
     sessions = [_app().run(), _app().run()]
     confidences = lambda at: [md.value for md in at.markdown if md.value.startswith("Confidence")]  # noqa: E731

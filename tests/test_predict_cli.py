@@ -119,3 +119,23 @@ def test_missing_model_is_a_clear_error(tmp_path, inputs):
     command = [sys.executable, "-m", "model.predict", "--model", str(tmp_path / "none.keras"), inputs["blank"][0]]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_command_reads_with_the_active_model(tmp_path, stand_in_model, mnist_sample, capsys):
+    from model.inference import Recognizer
+    from model.predict import main
+    from model.registry import Registry
+
+    x, _ = mnist_sample
+    image = tmp_path / "digit.png"
+    Image.fromarray(255 - np.kron(x[3], np.ones((4, 4), np.uint8))).save(image)
+    registry = Registry()
+    version = registry.add(stand_in_model).version
+    main(["--json", str(image)])
+    shipped = json.loads(capsys.readouterr().out)
+    registry.activate(version)
+    main(["--json", str(image)])
+    active = json.loads(capsys.readouterr().out)
+    expected = Recognizer(stand_in_model).read(np.asarray(Image.open(image)))
+    assert active["probabilities"] == pytest.approx(expected.probabilities, abs=1e-5)
+    assert active["probabilities"] != pytest.approx(shipped["probabilities"], abs=1e-3)
