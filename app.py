@@ -355,7 +355,7 @@ def training_progress(state: JobState, jobs: TrainingJobs, admin: bool) -> None:
 
 
 def _percent(value: float | None) -> str:
-    return f"{value:.2%}" if value is not None else "-"
+    return f"{value:.2%}" if value is not None else "—"  # not "-": tables render markdown, and that is a bullet
 
 
 def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, active: ModelVersion, admin: bool) -> None:
