@@ -305,10 +305,11 @@ def corrections_panel(store: CorrectionStore, admin: bool) -> None:
                  caption=[f"#{c.id}: {c.label}" + ("" if c.confirmed else f" (read {c.predicted})") for c in recent])
         chosen = st.selectbox("A bad one", [c.id for c in recent], key="correction_choice",
                               format_func=lambda i: f"#{i}")
-        if st.button("Delete it", key="correction_delete", disabled=not admin):
+        # Every admin action checks `admin` itself too: a disabled button is only a hint to the browser.
+        if st.button("Delete it", key="correction_delete", disabled=not admin) and admin:
             store.delete(chosen)
             st.rerun()
-        st.download_button("Export all as .npz", data=store.export_npz, file_name="corrections.npz",
+        st.download_button("Export all as .npz", data=store.export_npz if admin else b"", file_name="corrections.npz",
                            mime="application/octet-stream", key="corrections_export", disabled=not admin)
 
 
@@ -349,7 +350,7 @@ def training_progress(state: JobState, jobs: TrainingJobs, admin: bool) -> None:
         history.index = history.index + 1
         st.line_chart(history[[c for c in ("loss", "val_loss") if c in history]], height=150)
         st.line_chart(history[[c for c in ("accuracy", "val_accuracy") if c in history]], height=150)
-    if st.button("Cancel training", key="train_cancel", disabled=not admin):
+    if st.button("Cancel training", key="train_cancel", disabled=not admin) and admin:
         jobs.cancel()
         st.rerun()
 
@@ -376,11 +377,12 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
         st.warning(f"The new model is {shortfall:.2%} less accurate than the active one on the MNIST test set.")
         confirmed = st.checkbox("Promote it anyway", key="promote_anyway", disabled=not admin)
     promote_column, keep_column = st.columns(2)
-    if promote_column.button("Promote", key="train_promote", disabled=not (confirmed and admin), type="primary"):
+    promote = promote_column.button("Promote", key="train_promote", disabled=not (confirmed and admin), type="primary")
+    if promote and confirmed and admin:
         registry.activate(registry.add(state.model_path).version)
         jobs.resolve("promoted")
         st.rerun(scope="app")
-    if keep_column.button("Keep current", key="train_keep", disabled=not admin):
+    if keep_column.button("Keep current", key="train_keep", disabled=not admin) and admin:
         registry.add(state.model_path)  # kept as an inactive version
         jobs.resolve("kept")
         st.rerun(scope="app")
@@ -430,19 +432,20 @@ def versions_panel(registry: Registry, active: ModelVersion, admin: bool) -> Non
         chosen = st.selectbox("Version", names, key="version_choice",
                               index=names.index(active.version) if active.version in names else 0)
         activate_column, delete_column = st.columns(2)
-        if activate_column.button("Activate", key="version_activate", disabled=not admin or chosen == active.version):
-            registry.activate(chosen)
-            st.rerun()
-        if delete_column.button("Delete", key="version_delete",
-                                disabled=not admin or chosen in (active.version, SHIPPED_VERSION)):
-            registry.delete(chosen)
-            st.rerun()
-        if st.button("Roll back to the previous model", key="version_rollback", disabled=not admin):
-            try:
+        try:
+            if activate_column.button("Activate", key="version_activate",
+                                      disabled=not admin or chosen == active.version) and admin:
+                registry.activate(chosen)
+                st.rerun()
+            if delete_column.button("Delete", key="version_delete",
+                                    disabled=not admin or chosen in (active.version, SHIPPED_VERSION)) and admin:
+                registry.delete(chosen)
+                st.rerun()
+            if st.button("Roll back to the previous model", key="version_rollback", disabled=not admin) and admin:
                 registry.rollback()
                 st.rerun()
-            except ValueError as error:
-                st.warning(str(error))
+        except (ValueError, ModelFileError) as error:  # e.g. nothing to roll back to, or deleted meanwhile
+            st.warning(str(error))
         compared = st.multiselect("Compare", names, default=names[:2], max_selections=3, key="version_compare")
         if st.button("Compare side by side", key="version_compare_open", disabled=len(compared) < 2):
             compare_versions(registry, compared)

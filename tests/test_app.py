@@ -279,3 +279,16 @@ def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist
         at.run()
         assert "shipped" in " ".join(md.value for md in at.sidebar.markdown)
         assert confidences(at) == shipped_answer
+
+
+def test_versions_are_compared_side_by_side_in_a_dialog(canvas, stand_in_model):
+    from model.registry import Registry
+
+    version = Registry().add(stand_in_model).version
+    at = _app().run()
+    assert at.sidebar.multiselect(key="version_compare").value == [version, "shipped"]
+    at.sidebar.button(key="version_compare_open").click().run()
+    assert not at.exception
+    assert any("confusion matrices" in c.value for c in at.caption)
+    assert any("No confusion matrix recorded" in c.value for c in at.caption)  # the stand-in has none
+    assert len(at.dataframe) == 2  # the metrics table and the shipped model's confusion matrix
