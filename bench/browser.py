@@ -36,14 +36,22 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_app(env_overrides: dict[str, str], timeout: float = 90):
-    """Start `streamlit run app.py` on a free localhost port; yield its URL."""
+def running_app(env_overrides: dict[str, str], timeout: float = 90, script: Path = ROOT / "app.py",
+                launcher: tuple[str, ...] = ("-m", "streamlit"), started: dict | None = None):
+    """Start `streamlit run app.py` on a free localhost port; yield its URL.
+
+    `launcher` replaces `-m streamlit` (e.g. a script that wraps Streamlit's CLI); `started`, if
+    given, receives the server's pid and the perf_counter time just before it was started.
+    """
     port = free_port()
     env = {**os.environ, **env_overrides}
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+    command = [sys.executable, *launcher, "run", str(script), "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     log = open(Path(env_overrides.get("DIGITS_DATA_DIR", "/tmp")) / "streamlit.log", "w")
+    start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    if started is not None:
+        started.update(pid=process.pid, time=start)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

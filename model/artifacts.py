@@ -66,21 +66,42 @@ def read_sidecar(model_path: Path) -> dict:
         raise ModelFileError(f"{path} is not valid JSON ({error}). Restore it or retrain.") from None
 
 
-def load_model(model_path: Path = SHIPPED_MODEL, verify: bool = True):
-    """Load a .keras model in safe mode, after checking it against its sidecar."""
+def verify_model_file(model_path: Path) -> dict:
+    """Check that a .keras file exists and matches its sidecar; returns the sidecar."""
     model_path = Path(model_path)
     if model_path.suffix != ".keras":
         raise ModelFileError(f"{model_path}: expected a native Keras model file ending in .keras.")
     if not model_path.exists():
         raise ModelFileError(f"{model_path} does not exist. Train one with `python -m training --output {model_path}`.")
+    info = read_sidecar(model_path)
+    expected, actual = info.get("model_sha256"), file_sha256(model_path)
+    if expected != actual:
+        raise ModelFileError(
+            f"{model_path} has SHA-256 {actual}, but its sidecar expects {expected}: the file is corrupt "
+            "or was replaced. Restore it from version control or retrain."
+        )
+    return info
+
+
+def read_lite_export(model_path: Path, info: dict) -> bytes | None:
+    """The model's LiteRT export (<name>.tflite), if there is one and it matches the sidecar's SHA-256."""
+    path = companion_path(model_path, "tflite")
+    expected = info.get("tflite_sha256")
+    if not expected or not path.exists():
+        return None
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        return None  # a damaged export is not fatal: the model is converted again from the .keras file
+    return data
+
+
+def load_model(model_path: Path = SHIPPED_MODEL, verify: bool = True):
+    """Load a .keras model in safe mode, after checking it against its sidecar."""
+    model_path = Path(model_path)
     if verify:
-        expected = read_sidecar(model_path).get("model_sha256")
-        actual = file_sha256(model_path)
-        if expected != actual:
-            raise ModelFileError(
-                f"{model_path} has SHA-256 {actual}, but its sidecar expects {expected}: the file is corrupt "
-                "or was replaced. Restore it from version control or retrain."
-            )
+        verify_model_file(model_path)
+    elif not model_path.exists():
+        raise ModelFileError(f"{model_path} does not exist.")
     from model.tf_runtime import tensorflow
 
     tensorflow()

@@ -8,12 +8,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.artifacts import SHIPPED_MODEL, load_model, read_sidecar
+from model.artifacts import (
+    SHIPPED_MODEL,
+    load_model,
+    read_lite_export,
+    verify_model_file,
+)
 from model.constants import INPUT_SIZE, LOW_CONFIDENCE, NUM_CLASSES
+from model.lite import LiteModel, convert
 from model.preprocess import Preprocessed, preprocess, preprocess_number
-from model.lite import LiteModel
 from model.segment import best_spans
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +55,20 @@ class Recognizer:
 
     def __init__(self, model_path: Path = SHIPPED_MODEL):
         self.model_path = Path(model_path)
-        self.model = load_model(self.model_path)  # checks that the file exists and matches its sidecar
-        self.info = read_sidecar(self.model_path)
-        self._forward = LiteModel(self.model)
+        self.info = verify_model_file(self.model_path)  # the file exists and matches its sidecar
+        exported = read_lite_export(self.model_path, self.info)
+        self._keras = None
+        if exported is None:  # no export beside the model: convert it now (needs TensorFlow, seconds)
+            self._keras = load_model(self.model_path, verify=False)
+            exported = convert(self._keras)
+        self._forward = LiteModel(exported)
+
+    @property
+    def model(self):
+        """The Keras model, loaded on first use: reading digits does not need it."""
+        if self._keras is None:
+            self._keras = load_model(self.model_path, verify=False)
+        return self._keras
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(N, 28, 28) uint8 model inputs -> (N, 10) probabilities."""

@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 from model.artifacts import ModelFileError
-from model.registry import Registry
 from model.constants import LOW_CONFIDENCE
 from model.images import ImageDecodeError, read_image
+from model.registry import Registry
 
 CHUNK = 256  # images decoded and read together: bounded memory, batched model calls
 

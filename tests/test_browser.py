@@ -142,7 +142,7 @@ def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app
     sidebar.get_by_text("Promote it anyway").click()
     playwright_api.expect(promote).to_be_enabled(timeout=30000)
     promote.click()
-    sidebar.get_by_text("Active model").wait_for()
+    sidebar.get_by_text("Active model", exact=True).wait_for()
     trainer.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('shipped ·')", timeout=30000)
     # Roll back to the shipped model.
@@ -168,17 +168,18 @@ def test_correct_a_wrong_prediction_fine_tune_with_it_see_the_version_and_roll_b
     page.get_by_text("Saved as 6").wait_for(timeout=30000)
     sidebar.get_by_text("Corrections (1 stored)").wait_for(timeout=30000)
 
+    sidebar.get_by_text("Model versions").click()
+    versions = sidebar.locator(".st-key-versions_table")
+    before = versions.locator("th").filter(has_text="●").inner_text().strip()  # "● <the active version>"
+
     sidebar.get_by_text("Fine-tune: update the active model").click()
     wait_for_idle(page)
     sidebar.get_by_role("button", name="Start training").click()
     finished = sidebar.get_by_text("Kept as version")
     finished.wait_for(timeout=300000)
     version = finished.inner_text().split("Kept as version")[1].strip().rstrip(".")
-
-    sidebar.get_by_text("Model versions").click()
-    versions = sidebar.locator(".st-key-versions_table")
     playwright_api.expect(versions).to_contain_text(version, timeout=30000)  # kept in the registry, not active yet
-    playwright_api.expect(versions).to_contain_text("● shipped")
+    playwright_api.expect(versions).to_contain_text(before)
 
     # Promote it (this fixture's "test set" has shifted labels, so it scores worse and needs a confirmation).
     sidebar.get_by_text("Promote it anyway").click()
@@ -186,8 +187,8 @@ def test_correct_a_wrong_prediction_fine_tune_with_it_see_the_version_and_roll_b
     playwright_api.expect(promote).to_be_enabled(timeout=30000)
     promote.click()
     playwright_api.expect(versions).to_contain_text(f"● {version}", timeout=30000)
-    playwright_api.expect(sidebar).to_contain_text("fine-tuned from shipped")
+    playwright_api.expect(sidebar).to_contain_text(f"fine-tuned from {before.lstrip('● ')}")
 
     sidebar.get_by_role("button", name="Roll back to the previous model").click()
-    playwright_api.expect(versions).to_contain_text("● shipped", timeout=30000)
+    playwright_api.expect(versions).to_contain_text(before, timeout=30000)
     playwright_api.expect(versions).to_contain_text(version)  # rolled back, still kept

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +214,47 @@ def test_fast_path_matches_keras_on_1000_inputs(recognizer, mnist_sample):
     assert np.abs(recognizer.probabilities(images) - keras_probabilities).max() < 1e-5
     one_by_one = np.concatenate([recognizer.probabilities(image[None]) for image in images[:20]])
     assert np.abs(one_by_one - keras_probabilities[:20]).max() < 1e-5
+
+
+def test_training_exports_the_fast_path_and_a_damaged_export_is_rebuilt(toy_model, tmp_path):
+    import shutil
+
+    from model.inference import Recognizer
+
+    config, sidecar = toy_model
+    export = companion_path(config.output, "tflite")
+    assert sidecar["tflite_sha256"] == file_sha256(export)
+    images = _toy_dataset(50, seed=5).x
+    exported = Recognizer(config.output)
+    assert exported._keras is None  # read with the export alone: Keras was not needed
+    keras_probabilities = exported.model.predict(images.astype(np.float32)[..., None], verbose=0)
+    assert np.abs(exported.probabilities(images) - keras_probabilities).max() < 1e-5
+
+    for name in ("toy.keras", "toy.json"):
+        shutil.copy(config.output.parent / name, tmp_path / name)
+    (tmp_path / "toy.tflite").write_bytes(export.read_bytes()[:1000])  # damaged: converted again from .keras
+    rebuilt = Recognizer(tmp_path / "toy.keras")
+    assert rebuilt._keras is not None
+    assert np.abs(rebuilt.probabilities(images) - keras_probabilities).max() < 1e-5
+
+    # A process that only reads digits never imports TensorFlow.
+    code = ("import sys; from model.inference import Recognizer; Recognizer(); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    assert imported.stdout.split() == ["False", "False"]
+
+
+def test_mixed_precision_trains_exports_and_restores_the_policy(tmp_path):
+    import keras
+
+    from model.inference import Recognizer
+
+    config, sidecar = _train_toy(tmp_path, mixed_precision=True)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the process is left as it was
+    assert sidecar["config"]["mixed_precision"] and sidecar["tflite_sha256"]
+    recognizer = Recognizer(config.output)
+    images = _toy_dataset(50, seed=6).x
+    keras_probabilities = recognizer.model.predict(images.astype(np.float32)[..., None], verbose=0)
+    assert np.abs(recognizer.probabilities(images) - keras_probabilities).max() < 1e-3  # bfloat16 vs float32
+    assert sidecar["metrics"]["test_mnist"]["accuracy"] > 0.5

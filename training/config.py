@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--elastic", type=float, default=defaults.elastic,
                         help="random elastic distortion, largest displacement in pixels (0: off)")
     parser.add_argument("--blur", type=float, default=defaults.blur, help="random blur, 0 (off) to 1 (sigma 1 px)")
-    parser.add_argument("--mixed-precision", action="store_true", help="compute in bfloat16 where the CPU supports it")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="compute in bfloat16 where the CPU supports it (a fine-tune keeps its base model's precision)")
     feedback = parser.add_argument_group("corrections and fine-tuning")
     feedback.add_argument("--feedback", action="store_true", help="also train on the corrections sent from the app")
     feedback.add_argument("--corrections", type=Path, default=defaults.corrections,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
 import platform
@@ -19,9 +21,10 @@ tf = tensorflow()  # before Keras, so that TensorFlow starts quietly
 import keras  # noqa: E402
 
 from model.architectures import build_model  # noqa: E402
-from model.artifacts import (atomic_write_json, companion_path, file_sha256, load_model, read_sidecar,  # noqa: E402
-                             sidecar_path)
+from model.artifacts import (atomic_write_bytes, atomic_write_json, companion_path, file_sha256,  # noqa: E402
+                             load_model, read_sidecar, sidecar_path)
 from model.constants import INPUT_SIZE, NUM_CLASSES  # noqa: E402
+from model.lite import convert  # noqa: E402
 from model.registry import Registry  # noqa: E402
 from training.augment import build_augmenter  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
@@ -143,12 +146,24 @@ def _training_data(config: TrainConfig, datasets: list[Dataset]):
     return train_split, weights, validation, evaluation, feedback
 
 
+@contextlib.contextmanager
+def _precision(mixed: bool):
+    """Layers built inside compute in bfloat16 (weights stay float32), if asked; the policy is restored after.
+
+    Only the model is built this way: the augmentation layers run in tf.data and stay float32."""
+    previous = keras.mixed_precision.global_policy()
+    if mixed:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | None = None) -> dict:
     """Train (or fine-tune), evaluate and save atomically. Returns the sidecar that was written."""
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if datasets is None:
         datasets = load_datasets(config.data, config.data_dir, config.cache_dir)
     train_split, weights, validation, evaluation, feedback = _training_data(config, datasets)
@@ -169,7 +184,8 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         extra["fine_tuned_from"] = base_version
         extra["architecture"] = read_sidecar(base_path).get("architecture", "?")
     else:
-        model = build_model(config.architecture)
+        with _precision(config.mixed_precision):
+            model = build_model(config.architecture)
     if feedback:
         extra["feedback"] = feedback
 
@@ -225,6 +241,7 @@ def _save(model, output: Path, work: Path, config: TrainConfig, datasets, train_
     """
     staged = work / output.name
     model.save(staged)
+    lite_export = convert(model)  # the fast path the app and the CLI read with, without TensorFlow
     now = dt.datetime.now(dt.timezone.utc)
     sidecar = {
         "format": 1,
@@ -248,12 +265,14 @@ def _save(model, output: Path, work: Path, config: TrainConfig, datasets, train_
         "metrics": metrics,
         "libraries": library_versions(),
         "model_sha256": file_sha256(staged),
+        "tflite_sha256": hashlib.sha256(lite_export).hexdigest(),
     }
     sidecar.update(extra)  # fine-tune origin, corrections used, the base model's metrics
     if "feedback" in extra:
         sidecar["data"]["feedback"] = sidecar.pop("feedback")
     history_json = {key: [float(v) for v in values] for key, values in history.items()}
     atomic_write_json(companion_path(output, "history.json"), history_json)
+    atomic_write_bytes(companion_path(output, "tflite"), lite_export)
     os.replace(staged, output)
     atomic_write_json(sidecar_path(output), sidecar)
     return sidecar

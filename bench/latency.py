@@ -1,0 +1,109 @@
+"""One prediction, in process: preprocessing plus the model, for one canvas drawing at a time.
+
+Compares, on the same inputs in the same run, the ways to run the model on one image:
+- ``model.predict`` (the common way; the baseline);
+- ``model.predict_on_batch``;
+- the Keras model called directly, and a compiled ``tf.function`` with a fixed input signature;
+- the LiteRT export (what the app and the CLI use: ``Recognizer``).
+Each is timed as preprocessing + model, per call; medians and p95 are printed
+with the ratio against the baseline, and the largest probability difference
+from ``model.predict`` over all inputs. Usage:
+
+    .venv/bin/python bench/latency.py [--inputs 200] [--baseline-calls 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.synth import canvas  # noqa: E402
+from model.inference import Recognizer  # noqa: E402
+from model.preprocess import preprocess  # noqa: E402
+
+
+def drawings(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Canvas drawings (RGBA, 280x280) of the test fixture's MNIST test digits."""
+    with np.load(ROOT / "tests" / "fixtures" / "mnist_test_sample.npz") as data:
+        x = data["x"]
+    rng = np.random.default_rng(seed)
+    return [canvas([x[i % len(x)]], rng, "white_on_black", size=280) for i in range(count)]
+
+
+def timed(function, inputs: list, calls: int) -> tuple[np.ndarray, list]:
+    """Per-call seconds and the results, after two warm-up calls."""
+    for item in inputs[:2]:
+        function(item)
+    seconds, results = [], []
+    for i in range(calls):
+        item = inputs[i % len(inputs)]
+        start = time.perf_counter()
+        results.append(function(item))
+        seconds.append(time.perf_counter() - start)
+    return np.array(seconds), results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--inputs", type=int, default=200, help="distinct drawings, each read once per method")
+    parser.add_argument("--baseline-calls", type=int, default=100, help="calls of the slow model.predict")
+    parser.add_argument("--check", type=int, default=1000, help="inputs for the probability comparison")
+    args = parser.parse_args()
+
+    recognizer = Recognizer()
+    images = drawings(args.inputs)
+    model = recognizer.model  # Keras, for the alternatives
+    import tensorflow as tf
+
+    compiled = tf.function(model, input_signature=[tf.TensorSpec((1, 28, 28, 1), tf.float32)], reduce_retracing=True)
+
+    def batch(image):
+        return preprocess(image).image.astype(np.float32)[None, ..., None]
+
+    methods = {
+        "model.predict (baseline)": lambda im: model.predict(batch(im), verbose=0)[0],
+        "model.predict_on_batch": lambda im: np.asarray(model.predict_on_batch(batch(im)))[0],
+        "model(x) eager call": lambda im: model(batch(im), training=False).numpy()[0],
+        "tf.function, fixed signature": lambda im: compiled(tf.constant(batch(im))).numpy()[0],
+        "LiteRT export (Recognizer.read)": lambda im: np.array(recognizer.read(im).probabilities),
+        "preprocessing alone": lambda im: batch(im),
+    }
+    rows = {}
+    for name, function in methods.items():
+        calls = args.baseline_calls if name.startswith("model.predict (") else args.inputs
+        seconds, _ = timed(function, images, calls)
+        rows[name] = {"p50_ms": float(np.median(seconds) * 1e3), "p95_ms": float(np.percentile(seconds, 95) * 1e3),
+                      "calls": calls}
+    base = rows["model.predict (baseline)"]["p50_ms"]
+    print(f"One prediction (preprocessing + model), {os.cpu_count()} CPUs, {args.inputs} canvas drawings\n")
+    print(f"{'method':<34}{'p50 ms':>9}{'p95 ms':>9}{'vs baseline':>13}")
+    for name, row in rows.items():
+        row["speedup_vs_baseline"] = base / row["p50_ms"]
+        print(f"{name:<34}{row['p50_ms']:>9.2f}{row['p95_ms']:>9.2f}{row['speedup_vs_baseline']:>12.1f}x")
+
+    # Same answers: the export against Keras on many model inputs (drawings and noise).
+    inputs = np.stack([preprocess(im).image for im in images])
+    noise = np.random.default_rng(1).integers(0, 256, (max(0, args.check - len(inputs)), 28, 28), dtype=np.uint8)
+    inputs = np.concatenate([inputs, noise])
+    difference = float(np.abs(recognizer.probabilities(inputs)
+                              - model.predict(inputs.astype(np.float32)[..., None], batch_size=256, verbose=0)).max())
+    print(f"\nlargest probability difference, LiteRT vs model.predict, {len(inputs)} inputs: {difference:.1e}")
+    results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "methods": rows,
+               "max_probability_difference": difference, "compared_inputs": len(inputs)}
+    out = ROOT / "bench" / "results" / "latency.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
