@@ -54,14 +54,18 @@ def to_gray(image: np.ndarray) -> np.ndarray:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ValueError(f"Expected an HxW, HxWx3 or HxWx4 image, got shape {array.shape}.")
+    # In-place arithmetic throughout: a fresh temporary of a canvas-sized float image costs more
+    # (page faults) than the arithmetic itself.
     if np.issubdtype(array.dtype, np.integer):
-        unit = array.astype(np.float32) / float(np.iinfo(array.dtype).max)
+        unit = array.astype(np.float32)
+        unit /= float(np.iinfo(array.dtype).max)
     else:
         unit = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
         unit = np.clip(unit, 0.0, 1.0)
     if unit.ndim == 2:
         return unit
-    gray = cv2.cvtColor(np.ascontiguousarray(unit[..., :3]), cv2.COLOR_RGB2GRAY)
+    # RGBA2GRAY reads the colour channels in place: no copy of the three of them.
+    gray = cv2.cvtColor(unit, cv2.COLOR_RGBA2GRAY if unit.shape[2] == 4 else cv2.COLOR_RGB2GRAY)
     if unit.shape[2] == 3:
         return gray
     alpha = unit[..., 3]
@@ -95,8 +99,22 @@ def paper_is_light(gray: np.ndarray) -> bool:
         return float(np.median(_border(gray))) > 0.5
     small = cv2.resize(gray, (FLATTEN_MIN_SIDE, FLATTEN_MIN_SIDE), interpolation=cv2.INTER_AREA)
     lighting = cv2.resize(cv2.GaussianBlur(small, (0, 0), FLATTEN_MIN_SIDE / 8), (gray.shape[1], gray.shape[0]))
-    residual = cv2.GaussianBlur(gray, (0, 0), 1.0) - lighting
+    residual = cv2.GaussianBlur(gray, (0, 0), 1.0)
+    residual -= lighting
     return -float(residual.min()) >= float(residual.max())
+
+
+def _uniform_paper(gray: np.ndarray) -> float | None:
+    """The paper's value when most of the image is exactly that value (canvas exports, digital drawings).
+
+    Only images from drawing tools have that: a photo or a scan never has half
+    its pixels exactly equal."""
+    if min(gray.shape) < FLATTEN_MIN_SIDE:
+        return None  # digit-sized images keep their own rule (the border's median)
+    corner = gray[0, 0]
+    if 2 * np.count_nonzero(gray == corner) > gray.size:
+        return float(corner)
+    return None
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
@@ -106,12 +124,18 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     or opening (light ink) wider than any stroke, then blurred. Dark ink is
     measured as a fraction of the paper's local brightness, so a shadow
     dims paper and ink alike and cancels out. Small images (MNIST-sized) have
-    no room for such a kernel and use the border's level instead.
+    no room for such a kernel and use the border's level instead; drawings
+    whose paper is one exact value (canvas exports) use that value.
     """
-    light = paper_is_light(gray)
-    if min(gray.shape) < FLATTEN_MIN_SIDE:
+    uniform = _uniform_paper(gray)
+    if uniform is not None:  # a canvas or a digital drawing: no light to flatten, the paper is one value
+        light = float(gray.max()) - uniform < uniform - float(gray.min())
+        paper = np.full_like(gray, uniform)
+    elif min(gray.shape) < FLATTEN_MIN_SIDE:
+        light = paper_is_light(gray)
         paper = np.full_like(gray, float(np.median(_border(gray))))
     else:
+        light = paper_is_light(gray)
         # The light varies slowly, so it is estimated on a ~64 px copy: the same
         # result at a fraction of the cost of a wide kernel on every pixel.
         factor = max(1, min(gray.shape) // FLATTEN_MIN_SIDE)
@@ -122,8 +146,20 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
         coarse = cv2.GaussianBlur(coarse, (0, 0), size / 4)
         paper = cv2.resize(coarse, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
     if light:
-        return np.clip(1.0 - gray / np.maximum(paper, 1e-3), 0.0, 1.0)
-    return np.clip(gray - paper, 0.0, 1.0)
+        ink = np.maximum(paper, 1e-3)
+        np.divide(gray, ink, out=ink)
+        np.subtract(1.0, ink, out=ink)
+    else:
+        ink = np.subtract(gray, paper)
+    return np.clip(ink, 0.0, 1.0, out=ink)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of non-negative values. On a canvas most of the ink map is exactly zero, and when
+    more than half the values are zero, so is the median: no sorting needed."""
+    if 2 * np.count_nonzero(values) < values.size:
+        return 0.0
+    return float(np.median(values))
 
 
 NO_INK = "no ink found: the image is blank or has too little contrast"
@@ -132,19 +168,27 @@ NOISE = "no digit found: the image looks like noise or texture, not handwriting"
 
 def ink_mask(flat: np.ndarray) -> np.ndarray | str:
     """Threshold (Otsu) and drop specks; or why there is no handwriting to read."""
-    low, high = float(np.percentile(flat, 50)), float(flat.max())
+    low, high = _median(flat), float(flat.max())
     if high - low < MIN_CONTRAST:
         return NO_INK
-    scaled = np.clip((flat - low) / (high - low) * 255.0, 0, 255).astype(np.uint8)
+    scaled = flat - low
+    scaled /= high - low
+    scaled *= 255.0
+    scaled = np.clip(scaled, 0, 255, out=scaled).astype(np.uint8)
     _, mask = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    x, y, w, h = cv2.boundingRect(mask)  # components are labelled inside the ink's box only: same result, less work
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask[y : y + h, x : x + w], connectivity=8)
     if count <= 1:
         return NO_INK
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = np.flatnonzero(areas >= SPECK_FRACTION * areas.max()) + 1
     if len(keep) > MAX_PIECES:
         return NOISE
-    return np.isin(labels, keep)
+    kept = np.zeros(count, bool)
+    kept[keep] = True
+    strokes = np.zeros(mask.shape, bool)
+    strokes[y : y + h, x : x + w] = kept[labels]  # a lookup per pixel: what np.isin does, without sorting
+    return strokes
 
 
 def frame_digit(ink: np.ndarray) -> np.ndarray:
@@ -200,9 +244,8 @@ class Ink:
 
     def box(self, region: np.ndarray | None = None) -> tuple[int, int, int, int]:
         """The bounding box (x, y, w, h) of the ink (or of a region of it), in input coordinates."""
-        ys, xs = np.nonzero(self.ink > 0 if region is None else region)
-        return (int(xs.min() / self.scale), int(ys.min() / self.scale),
-                int((xs.max() - xs.min() + 1) / self.scale), int((ys.max() - ys.min() + 1) / self.scale))
+        x, y, w, h = cv2.boundingRect(((self.ink > 0) if region is None else region).astype(np.uint8))
+        return int(x / self.scale), int(y / self.scale), int(w / self.scale), int(h / self.scale)
 
 
 def _near(strokes: np.ndarray) -> np.ndarray:
@@ -220,12 +263,19 @@ def find_ink(image: np.ndarray) -> Ink | str:
     mask = ink_mask(flat)
     if isinstance(mask, str):
         return mask
-    background = float(np.median(flat[~mask])) if (~mask).any() else 0.0
+    background = _median(flat[~mask]) if (~mask).any() else 0.0
     # The strongest stroke pixel becomes full ink. A percentile would brighten
     # MNIST-like images and change what the model sees; specks are already gone.
     full_ink = float(flat[mask].max())
-    ink = np.where(_near(mask), np.clip((flat - background) / max(full_ink - background, 1e-6), 0.0, 1.0), 0.0)
-    return Ink(ink.astype(np.float32), mask, scale)
+    near = _near(mask)
+    x, y, w, h = cv2.boundingRect(near.view(np.uint8))  # all the ink is in here; the rest stays zero
+    inside = flat[y : y + h, x : x + w] - background
+    inside /= max(full_ink - background, 1e-6)
+    np.clip(inside, 0.0, 1.0, out=inside)
+    inside[~near[y : y + h, x : x + w]] = 0.0
+    ink = np.zeros(flat.shape, np.float32)
+    ink[y : y + h, x : x + w] = inside
+    return Ink(ink, mask, scale)
 
 
 def preprocess(image: np.ndarray) -> Preprocessed:
