@@ -47,7 +47,9 @@ def running_app(env_overrides: dict[str, str], timeout: float = 90, script: Path
     env = {**os.environ, **env_overrides}
     command = [sys.executable, *launcher, "run", str(script), "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    log = open(Path(env_overrides.get("DIGITS_DATA_DIR", "/tmp")) / "streamlit.log", "w")
+    log_dir = Path(env_overrides.get("DIGITS_DATA_DIR", "/tmp"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / "streamlit.log", "w")
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     if started is not None:
