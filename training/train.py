@@ -146,6 +146,15 @@ def _training_data(config: TrainConfig, datasets: list[Dataset]):
     return train_split, weights, validation, evaluation, feedback
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether the CPU computes in bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated, and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @contextlib.contextmanager
 def _precision(mixed: bool):
     """Layers built inside compute in bfloat16 (weights stay float32), if asked; the policy is restored after.
@@ -153,6 +162,9 @@ def _precision(mixed: bool):
     Only the model is built this way: the augmentation layers run in tf.data and stay float32."""
     previous = keras.mixed_precision.global_policy()
     if mixed:
+        if not cpu_has_bfloat16():
+            log.warning("This CPU has no native bfloat16 (AVX-512 BF16 or AMX): mixed precision will be emulated "
+                        "and probably slower than float32. Drop --mixed-precision unless a GPU does the work.")
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         yield
