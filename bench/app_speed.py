@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.browser import clear_canvas, draw_digit, launch_browser, prediction, running_app, wait_for_idle  # noqa: E402
+from bench.report import write_results  # noqa: E402
 
 TIMED_LAUNCHER = (str(ROOT / "bench" / "serve_timed.py"),)
 
@@ -115,14 +116,12 @@ def main() -> int:
         print(f"  whole page (first load):        n={len(full)}, p50 {np.median(full):.1f} ms")
     print(f"\nPeak RSS of the server: {serving_rss:.0f} MB after serving the strokes "
           f"({rss['app']:.0f} MB after one upload; blank Streamlit app {rss['blank Streamlit app (baseline)']:.0f} MB)")
-    results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "cold_start_seconds": cold,
+    results = {"cold_start_seconds": cold,
                "stroke_ms": {"n": len(fragment), "p50": float(np.median(fragment)),
                              "p95": float(np.percentile(fragment, 95)), "max": float(fragment.max())},
                "full_page_ms_p50": float(np.median(full)) if len(full) else None,
                "peak_rss_mb": {"serving_strokes": serving_rss, **rss}}
-    out = ROOT / "bench" / "results" / "app_speed.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("app_speed", results)
     return 0
 
 

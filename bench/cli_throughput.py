@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_results  # noqa: E402
 from bench.synth import encode, pen_ink, photo  # noqa: E402
 
 BASELINE_FILES = 200
@@ -116,12 +117,10 @@ def main() -> int:
     for name, seconds in stages.items():
         per_image = "" if name == "startup" else f"{seconds / args.count * 1e3:>10.2f}"
         print(f"{name:<22}{seconds:>9.2f}{per_image:>10}{seconds / total:>8.0%}")
-    results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "count": args.count,
+    results = {"count": args.count,
                "megabytes": round(megabytes, 1), "wall_seconds": wall, "images_per_second": ours,
                "accuracy": accuracy, "baseline_images_per_second": theirs, "stages_seconds": stages}
-    out = ROOT / "bench" / "results" / "cli_throughput.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_results("cli_throughput", results)
     return 0 if done.returncode == 0 else 1
 
 

@@ -24,7 +24,6 @@ Writes bench/results/feedback_finetune.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_results  # noqa: E402
 from bench.synth import seven_segment  # noqa: E402
 from model.artifacts import SHIPPED_MODEL, read_sidecar  # noqa: E402
 from model.inference import Recognizer  # noqa: E402
@@ -112,12 +112,8 @@ def main() -> int:
             if run["store_holdout"]["count"]:
                 print(f"  store's held-out slice:  {run['store_holdout']['before']:.1%} -> {run['store_holdout']['after']:.1%}")
     results = {"style": "calculator (seven-segment) digits, bench/synth.seven_segment", "style_digit": STYLE_DIGIT,
-               "calculator_digits_before": before, "runs": runs, "cpus": os.cpu_count(),
-               "date": time.strftime("%Y-%m-%d")}
-    out = ROOT / "bench" / "results" / "feedback_finetune.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {out}")
+               "calculator_digits_before": before, "runs": runs}
+    write_results("feedback_finetune", results)
     return 0
 
 

@@ -15,7 +15,6 @@ from ``model.predict`` over all inputs. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_results  # noqa: E402
 from bench.synth import canvas  # noqa: E402
 from model.inference import Recognizer  # noqa: E402
 from model.preprocess import preprocess  # noqa: E402
@@ -97,11 +97,9 @@ def main() -> int:
     difference = float(np.abs(recognizer.probabilities(inputs)
                               - model.predict(inputs.astype(np.float32)[..., None], batch_size=256, verbose=0)).max())
     print(f"\nlargest probability difference, LiteRT vs model.predict, {len(inputs)} inputs: {difference:.1e}")
-    results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "methods": rows,
+    results = {"methods": rows,
                "max_probability_difference": difference, "compared_inputs": len(inputs)}
-    out = ROOT / "bench" / "results" / "latency.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("latency", results)
     return 0
 
 

@@ -33,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_results  # noqa: E402
+
 
 def step_times(model, data, steps: int) -> np.ndarray:
     import keras
@@ -126,12 +128,10 @@ def main() -> int:
               f"{run['peak_rss_mb']:>8.0f} MB{run['wall_seconds']:>8.0f} s")
     ratio = runs["bfloat16"]["epoch_seconds_median"] / runs["float32"]["epoch_seconds_median"]
     print(f"bfloat16 epochs take {ratio:.2f}x the float32 time")
-    results = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "pipeline_step_seconds": pipeline,
+    results = {"pipeline_step_seconds": pipeline,
                "epochs": args.epochs, "runs": runs, "bf16_epoch_ratio": ratio,
                "this_process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    out = ROOT / "bench" / "results" / "training_speed.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results("training_speed", results)
     return 0
 
 
