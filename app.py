@@ -25,7 +25,9 @@ from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, en
 from model.inference import NumberReading, Reading, Recognizer
 from model.registry import PROMOTION_MARGIN, SHIPPED_VERSION, ModelVersion, Registry, worse_by
 from training.corrections import RAW_MAX_SIDE, CorrectionStore
+from training.config import TrainConfig
 from training.data import DATASETS
+from training.feedback import FEEDBACK_MODES
 from training.jobs import PRESETS, JobState, TrainingAlreadyRunning, TrainingJobs
 from training.models import metric_rows, summary
 
@@ -33,6 +35,7 @@ CANVAS_SIZE = 280  # 10x MNIST's 28 px, so a mouse can draw comfortably
 ZOOM = 5  # the 28x28 model input is shown at 140x140, nearest-neighbour
 READ_MODES = ("Auto", "One digit", "Whole number")
 RECENT_CORRECTIONS = 24
+TRAINING_DEFAULTS = TrainConfig()
 
 
 class FeedbackTarget(NamedTuple):
@@ -336,12 +339,19 @@ def retrain_controls(corrections: int) -> dict | None:
         architecture = st.selectbox("Architecture", sorted(ARCHITECTURES), key=f"train_architecture_{preset}",
                                     index=sorted(ARCHITECTURES).index(PRESETS[preset]["architecture"]))
         feedback = st.checkbox(f"Include the {corrections} stored corrections", key="train_feedback",
-                               value=corrections > 0, disabled=corrections == 0)
+                               disabled=corrections == 0)
+    mode, factor = TRAINING_DEFAULTS.feedback_mode, TRAINING_DEFAULTS.feedback_factor
+    if feedback and corrections:
+        mode = st.radio("Corrections are", FEEDBACK_MODES, horizontal=True, key="train_feedback_mode",
+                        format_func={"oversample": "repeated", "weight": "weighted"}.get)
+        factor = st.number_input("Each counts like this many training images", min_value=1, max_value=1000,
+                                 value=factor, key="train_feedback_factor")
     epochs = st.number_input("Epochs", min_value=1, max_value=200, value=PRESETS[preset]["epochs"],
                              key=f"train_epochs_{preset}")
     if st.button("Start training", key="train_start", type="primary", disabled=feedback and corrections == 0):
         return {"preset": preset, "data": tuple(data) or ("mnist",), "architecture": architecture,
-                "epochs": int(epochs), "feedback": feedback and corrections > 0}
+                "epochs": int(epochs), "feedback": feedback and corrections > 0, "feedback_mode": mode,
+                "feedback_factor": int(factor)}
     return None
 
 

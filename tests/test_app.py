@@ -292,3 +292,20 @@ def test_versions_are_compared_side_by_side_in_a_dialog(canvas, stand_in_model):
     assert any("confusion matrices" in c.value for c in at.caption)
     assert any("No confusion matrix recorded" in c.value for c in at.caption)  # the stand-in has none
     assert len(at.dataframe) == 2  # the metrics table and the shipped model's confusion matrix
+
+
+def test_retraining_with_corrections_passes_how_they_count(canvas, monkeypatch, mnist_sample):
+    from training import jobs as jobs_module
+
+    started = []
+    monkeypatch.setattr(jobs_module.TrainingJobs, "start", lambda self, **settings: started.append(settings))
+    x, _ = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    at.button(key="feedback_canvas_right").click().run()
+    at.sidebar.checkbox(key="train_feedback").check().run()
+    at.sidebar.radio(key="train_feedback_mode").set_value("weight").run()
+    at.sidebar.number_input(key="train_feedback_factor").set_value(5).run()
+    at.sidebar.button(key="train_start").click().run()
+    assert not at.exception
+    assert started[-1]["feedback"] and started[-1]["feedback_mode"] == "weight" and started[-1]["feedback_factor"] == 5

@@ -1,5 +1,6 @@
 """Model versions, promotion and rollback; the app's background training worker."""
 
+import json
 import shutil
 
 import numpy as np
@@ -164,3 +165,14 @@ def test_the_models_command_lists_compares_activates_rolls_back_and_deletes(tmp_
     assert run("delete", second)[0] == 0
     code, _, err = run("activate", second)
     assert code == 1 and "does not exist" in err
+
+
+def test_the_worker_is_told_how_corrections_count_and_to_register(tmp_path, tiny_cache):
+    jobs = TrainingJobs(tmp_path / "runs")
+    jobs.start("finetune", epochs=2, feedback_mode="weight", feedback_factor=7)
+    command = json.loads((tmp_path / "runs" / "current.json").read_text())["command"]
+    jobs.cancel()
+    assert command[command.index("--fine-tune-epochs") + 1] == "2"
+    for flag, value in (("--feedback-mode", "weight"), ("--feedback-factor", "7")):
+        assert command[command.index(flag) + 1] == value
+    assert "--feedback" in command and "--register" in command

@@ -130,7 +130,8 @@ class TrainingJobs:
         return "\n".join((errors or text)[-lines:])
 
     def start(self, preset: str = "quick", data: tuple[str, ...] = ("mnist",), epochs: int | None = None,
-              architecture: str | None = None, feedback: bool = False, extra_args: tuple[str, ...] = ()) -> JobState:
+              architecture: str | None = None, feedback: bool = False, feedback_mode: str | None = None,
+              feedback_factor: int | None = None, extra_args: tuple[str, ...] = ()) -> JobState:
         """Start training in the background. Every finished model is added to the registry, not activated.
 
         The fine-tune preset starts from the active model and always uses the corrections.
@@ -149,10 +150,14 @@ class TrainingJobs:
             run_dir.mkdir(parents=True, exist_ok=True)
             epochs = str(epochs or chosen["epochs"])
             if preset == "finetune":
-                how = ["--fine-tune", "--fine-tune-epochs", epochs, "--feedback"]
+                how = ["--fine-tune", "--fine-tune-epochs", epochs]
+                feedback = True
             else:
                 how = ["--architecture", architecture or chosen["architecture"], "--epochs", epochs]
-                how += ["--feedback"] if feedback else []
+            if feedback:
+                how += ["--feedback"]
+                how += ["--feedback-mode", feedback_mode] if feedback_mode else []
+                how += ["--feedback-factor", str(feedback_factor)] if feedback_factor else []
             command = ["nice", "-n", "10", self.python, "-m", "training", *how, "--data", ",".join(data),
                        "--output", str(run_dir / "digits.keras"), "--progress-file", str(run_dir / "progress.json"),
                        "--register", *extra_args]
