@@ -1,0 +1,86 @@
+"""The hostile corpus (tests/hostile_corpus.py) through the command line and through the app's upload.
+
+Every file gets its right outcome: the digit, "no digit" with a reason, or a
+clear error; never a traceback. The command reads the whole corpus in one
+process within 60 s and 2 GB.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.images import ACCEPTED_EXTENSIONS
+from tests.hostile_corpus import build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, mnist_sample):
+    x, y = mnist_sample
+    digits = {int(label): x[np.flatnonzero(y == label)[0]] for label in (3, 4, 7)}
+    folder = tmp_path_factory.mktemp("hostile")
+    return folder, build(folder, digits)
+
+
+def test_the_command_gives_every_file_its_outcome_in_bounded_time_and_memory(corpus):
+    folder, expected = corpus
+    paths = [str(folder / name) for name in expected]
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "model.predict", "--json", *paths], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = process.communicate(timeout=120)
+    seconds = time.perf_counter() - start
+    assert process.returncode == 1  # some inputs could not be read, and the exit code says so
+    assert "Traceback" not in err
+    results = {Path(r["path"]).name: r for r in map(json.loads, out.splitlines())}
+    assert set(results) == set(expected)
+    for name, outcome in expected.items():
+        result = results[name]
+        if outcome == "error":
+            assert "error" in result and len(result["error"]) > 20, name
+        elif outcome is None:
+            assert result.get("digit", "missing") is None and result["reason"], name
+        else:
+            assert result.get("digit") == outcome, (name, result)
+    assert seconds < 60, f"the corpus took {seconds:.1f} s"
+
+
+def test_peak_memory_of_the_command_stays_under_2_gb(corpus):
+    folder, expected = corpus
+    paths = [str(folder / name) for name in expected]
+    process = subprocess.Popen([sys.executable, "-m", "model.predict", "--json", *paths], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(process.pid, 0)
+    assert usage.ru_maxrss / 1024 < 2048, f"peak RSS {usage.ru_maxrss / 1024:.0f} MB"
+
+
+def test_the_app_gives_every_upload_its_outcome(corpus, monkeypatch, tmp_path):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    folder, expected = corpus
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path / "data"))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.radio(key="read_mode").set_value("One digit").run()
+    for name, outcome in expected.items():
+        if Path(name).suffix.lstrip(".") not in ACCEPTED_EXTENSIONS:
+            continue  # the browser's file picker refuses these before they are sent (the CLI test reads them)
+        at.file_uploader(key="upload").set_value((name, (folder / name).read_bytes(), "application/octet-stream"))
+        at.run()
+        assert not at.exception, (name, at.exception)
+        predictions = [m.value for m in at.metric if m.label == "Prediction"]
+        if outcome == "error":
+            assert at.error and not predictions, name
+        elif outcome is None:
+            assert any("Nothing to read" in i.value for i in at.info) and not predictions, name
+        else:
+            assert predictions == [str(outcome)], (name, predictions)
+    st.cache_resource.clear()
