@@ -74,13 +74,19 @@ def admin_token() -> str | None:
 
 
 def active_recognizer(registry: Registry) -> tuple[Recognizer, ModelVersion]:
-    active = registry.active()
-    try:
-        return load_recognizer(str(active.path), active.info.get("model_sha256", "")), active
-    except ModelFileError as error:
-        st.warning(f"The active model could not be loaded ({error}). Using the shipped model instead.")
-        shipped = registry.get(SHIPPED_VERSION)
-        return load_recognizer(str(shipped.path), shipped.info.get("model_sha256", "")), shipped
+    """The active model; if its file is damaged, the last good one before it (and say so)."""
+    problems = []
+    for version in registry.active_and_fallbacks():
+        try:
+            recognizer = load_recognizer(str(version.path), version.info.get("model_sha256", ""))
+        except ModelFileError as error:
+            problems.append(f"{version.version}: {error}")
+            continue
+        if problems:
+            st.warning(f"Using {version.version}, the last model that loads, because: " + " ".join(problems))
+        return recognizer, version
+    st.error("No model could be loaded: " + " ".join(problems) + " Reinstall the app or retrain.")
+    st.stop()
 
 
 # --------------------------------------------------------------------------- main area

@@ -118,6 +118,17 @@ class Registry:
         except (ModelFileError, ValueError):
             return self.get(SHIPPED_VERSION)
 
+    def active_and_fallbacks(self) -> list[ModelVersion]:
+        """The active version, then the ones active before it (most recent first), then the shipped one:
+        the order in which to try loading a model when the active one turns out to be damaged."""
+        pointer = self._read_pointer()
+        names = [pointer.get("version", SHIPPED_VERSION), *pointer.get("previous", []), SHIPPED_VERSION]
+        chosen = []
+        for name in dict.fromkeys(names):
+            with contextlib.suppress(ModelFileError, ValueError):
+                chosen.append(self.get(name))
+        return chosen
+
     def add(self, model_path: Path) -> ModelVersion:
         """Copy a trained model and its companion files in, as a new inactive version."""
         model_path = Path(model_path)

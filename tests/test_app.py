@@ -309,3 +309,30 @@ def test_retraining_with_corrections_passes_how_they_count(canvas, monkeypatch, 
     at.sidebar.button(key="train_start").click().run()
     assert not at.exception
     assert started[-1]["feedback"] and started[-1]["feedback_mode"] == "weight" and started[-1]["feedback_factor"] == 5
+
+
+def test_a_damaged_active_model_falls_back_to_the_last_good_one(canvas, mnist_sample, stand_in_model, tmp_path):
+    import json
+    import shutil
+
+    from model.registry import Registry
+
+    x, _ = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    registry = Registry()
+    good = registry.add(stand_in_model).version
+    damaged_dir = tmp_path / "damaged"
+    shutil.copytree(stand_in_model.parent, damaged_dir)
+    sidecar = json.loads((damaged_dir / "digits.json").read_text())
+    (damaged_dir / "digits.json").write_text(json.dumps({**sidecar, "version": "20990102-000000"}))
+    damaged = registry.add(damaged_dir / "digits.keras").version
+    registry.activate(good)
+    registry.activate(damaged)
+    path = registry.get(damaged).path
+    path.write_bytes(path.read_bytes()[:2000])  # truncated on disk after it was activated
+
+    at = _app().run()
+    assert not at.exception
+    assert any(f"Using {good}" in w.value and "SHA-256" in w.value for w in at.warning)
+    assert good in " ".join(md.value for md in at.sidebar.markdown)
+    assert len(_predictions(at)) == 1  # still reading digits, with the last good model

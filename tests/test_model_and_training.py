@@ -256,5 +256,9 @@ def test_mixed_precision_trains_exports_and_restores_the_policy(tmp_path):
     recognizer = Recognizer(config.output)
     images = _toy_dataset(50, seed=6).x
     keras_probabilities = recognizer.model.predict(images.astype(np.float32)[..., None], verbose=0)
-    assert np.abs(recognizer.probabilities(images) - keras_probabilities).max() < 1e-3  # bfloat16 vs float32
+    exported = recognizer.probabilities(images)
+    # The export computes in float32, the Keras model in bfloat16, which keeps 8 bits of mantissa
+    # (0.4% relative error per operation): the same model gives the same answers, to about 1e-2.
+    assert np.abs(exported - keras_probabilities).max() < 2e-2
+    assert np.array_equal(exported.argmax(axis=1), keras_probabilities.argmax(axis=1))
     assert sidecar["metrics"]["test_mnist"]["accuracy"] > 0.5
