@@ -59,8 +59,9 @@ def build(folder: Path, digits: dict[int, np.ndarray]) -> dict[str, int | str | 
         "drawing.svg": (b'<svg xmlns="http://www.w3.org/2000/svg" width="280" height="280">'
                         b'<path d="M60 40 H200 L120 240" stroke="black" stroke-width="20" fill="none"/></svg>', "error"),
         "renamed.svg.png": (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "error"),
-        # decompression bombs and odd sizes
+        # decompression bombs, oversized files and odd sizes
         "bomb-30000x30000.png": (bomb_png(), "error"),
+        "oversized.jpg": (b"\xff\xd8\xff\xe0" + bytes(26 * 2**20), "error"),  # 26 MB: over the 25 MB limit
         "one-pixel.png": (_save(Image.new("L", (1, 1), 255), "PNG"), None),
         "huge-blank.png": (_save(Image.new("L", (6000, 6000), 255), "PNG"), None),
         # unusual formats, to be read

@@ -49,6 +49,7 @@ def test_the_command_gives_every_file_its_outcome_in_bounded_time_and_memory(cor
             assert result.get("digit", "missing") is None and result["reason"], name
         else:
             assert result.get("digit") == outcome, (name, result)
+    print(f"\n{len(expected)} hostile files through the command: {seconds:.1f} s")
     assert seconds < 60, f"the corpus took {seconds:.1f} s"
 
 
@@ -58,10 +59,12 @@ def test_peak_memory_of_the_command_stays_under_2_gb(corpus):
     process = subprocess.Popen([sys.executable, "-m", "model.predict", "--json", *paths], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(process.pid, 0)
+    print(f"\npeak RSS of the command on the corpus: {usage.ru_maxrss / 1024:.0f} MB")
     assert usage.ru_maxrss / 1024 < 2048, f"peak RSS {usage.ru_maxrss / 1024:.0f} MB"
 
 
-def test_the_app_gives_every_upload_its_outcome(corpus, monkeypatch, tmp_path):
+@pytest.mark.parametrize("widget", ["upload", "camera"])
+def test_the_app_gives_every_upload_and_camera_photo_its_outcome(corpus, monkeypatch, tmp_path, widget):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
@@ -71,9 +74,13 @@ def test_the_app_gives_every_upload_its_outcome(corpus, monkeypatch, tmp_path):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.radio(key="read_mode").set_value("One digit").run()
     for name, outcome in expected.items():
-        if Path(name).suffix.lstrip(".") not in ACCEPTED_EXTENSIONS:
+        if widget == "upload" and Path(name).suffix.lstrip(".") not in ACCEPTED_EXTENSIONS:
             continue  # the browser's file picker refuses these before they are sent (the CLI test reads them)
-        at.file_uploader(key="upload").set_value((name, (folder / name).read_bytes(), "application/octet-stream"))
+        data = (folder / name).read_bytes()
+        if widget == "upload":
+            at.file_uploader(key="upload").set_value((name, data, "application/octet-stream"))
+        else:  # whatever bytes a camera (or a client posing as one) sends
+            at.camera_input(key="camera").set_value((f"{Path(name).stem}.jpg", data, "image/jpeg"))
         at.run()
         assert not at.exception, (name, at.exception)
         predictions = [m.value for m in at.metric if m.label == "Prediction"]
