@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path, read_sidecar
@@ -118,16 +119,15 @@ class Registry:
         except (ModelFileError, ValueError):
             return self.get(SHIPPED_VERSION)
 
-    def active_and_fallbacks(self) -> list[ModelVersion]:
+    def active_and_fallbacks(self) -> Iterator[ModelVersion]:
         """The active version, then the ones active before it (most recent first), then the shipped one:
-        the order in which to try loading a model when the active one turns out to be damaged."""
+        the order in which to try loading a model when the active one turns out to be damaged.
+        Lazily: usually only the first is ever read."""
         pointer = self._read_pointer()
         names = [pointer.get("version", SHIPPED_VERSION), *pointer.get("previous", []), SHIPPED_VERSION]
-        chosen = []
         for name in dict.fromkeys(names):
             with contextlib.suppress(ModelFileError, ValueError):
-                chosen.append(self.get(name))
-        return chosen
+                yield self.get(name)
 
     def add(self, model_path: Path) -> ModelVersion:
         """Copy a trained model and its companion files in, as a new inactive version."""
