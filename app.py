@@ -308,14 +308,15 @@ def model_summary(active: ModelVersion) -> None:
     )
 
 
-def corrections_panel(store: CorrectionStore, admin: bool) -> None:
+def corrections_panel(store: CorrectionStore, admin: bool) -> int:
+    """Counts, recent samples, delete and export; returns how many samples are stored."""
     counts = store.counts()
     total = sum(counts["corrected"]) + sum(counts["confirmed"])
     with st.expander(f"Corrections ({total} stored)"):
         if not total:
             st.caption("None yet. After a prediction, press Right or pick the right digit: samples are stored "
                        "here and used when you retrain with corrections.")
-            return
+            return total
         st.bar_chart(pd.DataFrame(counts, index=[str(d) for d in range(10)]), height=160,
                      x_label="true digit", y_label="samples")
         recent = store.recent(RECENT_CORRECTIONS)
@@ -329,6 +330,7 @@ def corrections_panel(store: CorrectionStore, admin: bool) -> None:
             st.rerun()
         st.download_button("Export all as .npz", data=store.export_npz if admin else b"", file_name="corrections.npz",
                            mime="application/octet-stream", key="corrections_export", disabled=not admin)
+    return total
 
 
 def retrain_controls(corrections: int) -> dict | None:
@@ -492,8 +494,8 @@ with st.sidebar:
     admin = admin_gate(admin_token())
     model_summary(active)
     versions_panel(registry, active, admin)
-    corrections_panel(store, admin)
-    settings = retrain_controls(len(store)) if admin else None
+    stored = corrections_panel(store, admin)
+    settings = retrain_controls(stored) if admin else None
     if settings is not None:
         try:
             jobs.start(**settings)

@@ -101,6 +101,7 @@ class CorrectionStore:
         self.timeout = timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # stored in the file: set once, every connection uses it
             db.executescript(SCHEMA)
 
     @contextlib.contextmanager
@@ -108,8 +109,7 @@ class CorrectionStore:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a write is exactly one transaction.
         db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA synchronous=FULL")  # per connection: fsync every commit
             yield db
         finally:
             db.close()
