@@ -8,7 +8,9 @@ import sys
 from model.artifacts import ModelFileError
 from training.config import build_parser, config_from_args
 from training.data import DataUnavailableError
+from training.distribute import EXIT_WORKER_LOST, DistributeError, WorkerLostError, make_strategy
 from training.feedback import NoCorrectionsError
+from training.shards import ShardError
 
 
 def main(argv=None) -> int:
@@ -20,16 +22,25 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from training.train import train
-
     try:
-        sidecar = train(config)
-    except (DataUnavailableError, NoCorrectionsError, ModelFileError) as error:
+        # Before TensorFlow starts (importing training.train starts it): devices and cluster are set at start-up.
+        strategy = make_strategy(config.strategy, config.cpu_devices)
+        from training.train import train
+
+        sidecar = train(config, strategy=strategy)
+    except WorkerLostError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_WORKER_LOST
+    except (DataUnavailableError, NoCorrectionsError, ModelFileError, DistributeError, ShardError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("Interrupted: the previous model, if any, is untouched.", file=sys.stderr)
+        print("Interrupted: the previous model, if any, is untouched. Run the same command again to resume "
+              "from the last finished epoch.", file=sys.stderr)
         return 130
+    if sidecar.get("chief") is False:
+        print(f"Worker finished {sidecar['epochs_run']} epochs; the chief evaluates and saves the model.")
+        return 0
     metrics, before = sidecar["metrics"], sidecar.get("metrics_before", {})
     print(f"Saved {config.output} (version {sidecar['version']}) in {sidecar['training_seconds']:.0f} s, "
           f"{sidecar['epochs_run']} epochs" + (", added to the registry" if config.register else ""))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from model.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from training.data import DATASETS, DEFAULT_CACHE_DIR
+from training.distribute import LR_SCALING, STRATEGIES
 from training.feedback import FEEDBACK_MODES
 
 DEFAULT_OUTPUT = Path("model") / "digits.keras"
@@ -32,6 +33,12 @@ class TrainConfig:
     elastic: float = 1.0  # largest elastic displacement in pixels, see RandomDistortion
     blur: float = 0.3  # largest blend towards a 1 px Gaussian blur, see RandomBlur
     mixed_precision: bool = False  # bfloat16 compute where the CPU supports it
+    strategy: str = "none"  # see training.distribute
+    cpu_devices: int = 1  # split the CPU into this many logical devices (to try `mirrored` without GPUs)
+    lr_scaling: str = "linear"  # how the learning rate follows the number of replicas
+    backup_dir: Path | None = None  # None: .<model name>.backup beside the output
+    shards: Path | None = None  # train from TFRecord shards (python -m training.shards) instead of --data
+    shuffle_buffer: int = 50000  # images shuffled at a time when streaming from shards
     feedback: bool = False  # also train on the corrections users sent from the app
     corrections: Path | None = None  # the corrections store; None: <data dir>/corrections.sqlite3
     feedback_mode: str = "oversample"
@@ -78,6 +85,14 @@ class TrainConfig:
             problems.append("fine_tune_learning_rate must be positive")
         if self.limit is not None and self.limit < 10:
             problems.append("limit must be at least 10 images")
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.lr_scaling not in LR_SCALING:
+            problems.append(f"lr_scaling must be one of {LR_SCALING}, got {self.lr_scaling!r}")
+        if self.cpu_devices < 1 or self.shuffle_buffer < 1:
+            problems.append("cpu_devices and shuffle_buffer must be at least 1")
+        if self.shards is not None and (self.feedback or self.fine_tune):
+            problems.append("shards cannot be combined with feedback or fine_tune yet: train from --data instead")
         if self.output.suffix != ".keras":
             problems.append(f"output must end in .keras (the native Keras format), got {self.output}")
         if problems:
@@ -104,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=_datasets, default=",".join(defaults.data),
                         help="comma-separated datasets: mnist, emnist (EMNIST Digits)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="at most this many epochs")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per training step")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="images per training step and replica: the global batch is this x the replicas")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="peak learning rate (Adam)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
                         help="cosine: warm-up then cosine decay; exponential: x0.9 per epoch")
@@ -121,6 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blur", type=float, default=defaults.blur, help="random blur, 0 (off) to 1 (sigma 1 px)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="compute in bfloat16 where the CPU supports it (a fine-tune keeps its base model's precision)")
+    scale = parser.add_argument_group("scale: several devices or machines, streamed data (see the README)")
+    scale.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy,
+                       help="none: one device; mirrored: every GPU of this machine; "
+                            "multiworker: a cluster described by the TF_CONFIG environment variable")
+    scale.add_argument("--cpu-devices", type=int, default=defaults.cpu_devices,
+                       help="split the CPU into N logical devices, to try --strategy mirrored without GPUs (no faster)")
+    scale.add_argument("--lr-scaling", choices=LR_SCALING, default=defaults.lr_scaling,
+                       help="multiply the learning rate by the replicas (linear) or their square root")
+    scale.add_argument("--backup-dir", type=Path, default=defaults.backup_dir,
+                       help="end-of-epoch backup a restarted run resumes from; every worker must see the same folder "
+                            "(None: .<model name>.backup beside --output)")
+    scale.add_argument("--shards", type=Path, default=defaults.shards,
+                       help="stream training data from TFRecord shards written by python -m training.shards "
+                            "(instead of loading --data into memory)")
+    scale.add_argument("--shuffle-buffer", type=int, default=defaults.shuffle_buffer,
+                       help="images shuffled at a time when streaming from --shards")
     feedback = parser.add_argument_group("corrections and fine-tuning")
     feedback.add_argument("--feedback", action="store_true", help="also train on the corrections sent from the app")
     feedback.add_argument("--corrections", type=Path, default=defaults.corrections,

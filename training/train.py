@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -30,9 +31,13 @@ from training.augment import build_augmenter  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.corrections import default_store_path  # noqa: E402
 from training.data import Dataset, Split, load_datasets  # noqa: E402
+from training.distribute import (WorkerLostError, backup_callback, backup_dir_for,  # noqa: E402
+                                  is_chief, make_strategy, prepare_backup, replicas, scaled_learning_rate,
+                                  sharded_options)
 from training.feedback import load_corrections, mix, replay_subset  # noqa: E402
 from training.progress import ProgressFile  # noqa: E402
 from training.reports import plot_curves  # noqa: E402
+from training.shards import ShardError, ShardSet  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -64,32 +69,44 @@ def make_datasets(datasets: list[Dataset], config: TrainConfig):
     return _limit(train, config.limit), _limit(validation, config.limit), tests
 
 
-def _tf_pipeline(split: Split, config: TrainConfig, augmenter=None, shuffle: bool = False,
-                 weights: np.ndarray | None = None):
-    arrays = (split.x[..., None], split.y) if weights is None else (split.x[..., None], split.y, weights)
-    data = tf.data.Dataset.from_tensor_slices(arrays)
+def _tf_pipeline(source, config: TrainConfig, augmenter=None, shuffle: bool = False,
+                 weights: np.ndarray | None = None, batch_size: int | None = None):
+    """Batches of (float32 image, label[, weight]) from a Split in memory or a stream of examples.
+
+    `batch_size` is the global batch (all replicas); the input is sharded by element (DATA), so
+    every worker must shuffle with the same seed, which it does.
+    """
+    if isinstance(source, Split):
+        arrays = (source.x[..., None], source.y) if weights is None else (source.x[..., None], source.y, weights)
+        data, buffer = tf.data.Dataset.from_tensor_slices(arrays), len(source)
+    else:  # streamed: a buffer, not the whole set, is shuffled
+        data, buffer = source, config.shuffle_buffer
     if shuffle:
-        data = data.shuffle(len(split), seed=config.seed, reshuffle_each_iteration=True)
-    data = data.batch(config.batch_size)
-    data = data.map(lambda x, *rest: (tf.cast(x, tf.float32), *rest), num_parallel_calls=tf.data.AUTOTUNE)
+        data = data.shuffle(buffer, seed=config.seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size or config.batch_size)
+    # int32 labels: the multi-worker strategy's collectives take no uint8
+    data = data.map(lambda x, y, *rest: (tf.cast(x, tf.float32), tf.cast(y, tf.int32), *rest),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
         data = data.map(lambda x, *rest: (augmenter(x, training=True), *rest), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE).with_options(sharded_options(tf))
 
 
-def _learning_rate(config: TrainConfig, steps_per_epoch: int):
+def _learning_rate(config: TrainConfig, steps_per_epoch: int, replica_count: int = 1):
+    """The schedule, in steps of the global batch; its peak follows the number of replicas (--lr-scaling)."""
     if config.fine_tune:  # small steps from a trained model: no warm-up, decaying to a tenth
         return keras.optimizers.schedules.CosineDecay(
-            config.fine_tune_learning_rate, decay_steps=config.fine_tune_epochs * steps_per_epoch, alpha=0.1)
+            scaled_learning_rate(config.fine_tune_learning_rate, replica_count, config.lr_scaling),
+            decay_steps=config.fine_tune_epochs * steps_per_epoch, alpha=0.1)
+    peak = scaled_learning_rate(config.learning_rate, replica_count, config.lr_scaling)
     total = config.epochs * steps_per_epoch
     warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
     if config.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate / 10, decay_steps=max(1, total - warmup), alpha=0.01,
-            warmup_target=config.learning_rate, warmup_steps=warmup)
+            peak / 10, decay_steps=max(1, total - warmup), alpha=0.01, warmup_target=peak, warmup_steps=warmup)
     if config.lr_schedule == "exponential":
-        return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, decay_rate=0.9)
-    return config.learning_rate
+        return keras.optimizers.schedules.ExponentialDecay(peak, steps_per_epoch, decay_rate=0.9)
+    return peak
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -106,19 +123,35 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def evaluate_split(model, split: Split, batch_size: int = 1024) -> dict:
+def _scores(labels: np.ndarray, predicted: np.ndarray, losses: np.ndarray) -> dict:
     from sklearn.metrics import confusion_matrix
 
+    return {"accuracy": float((predicted == labels).mean()), "loss": float(losses.mean()),
+            "errors": int((predicted != labels).sum()), "count": len(labels),
+            "confusion_matrix": confusion_matrix(labels, predicted, labels=list(range(NUM_CLASSES))).tolist()}
+
+
+def evaluate_split(model, split: Split, batch_size: int = 1024) -> dict:
     probabilities = model.predict(split.x[..., None].astype(np.float32), batch_size=batch_size, verbose=0)
-    predicted = probabilities.argmax(axis=1)
     losses = -np.log(np.clip(probabilities[np.arange(len(split)), split.y], 1e-12, 1.0))
-    return {"accuracy": float((predicted == split.y).mean()), "loss": float(losses.mean()),
-            "errors": int((predicted != split.y).sum()), "count": len(split),
-            "confusion_matrix": confusion_matrix(split.y, predicted, labels=list(range(NUM_CLASSES))).tolist()}
+    return _scores(split.y, probabilities.argmax(axis=1), losses)
 
 
-def evaluate_all(model, splits: dict[str, Split]) -> dict:
-    return {name: evaluate_split(model, split) for name, split in splits.items() if len(split)}
+def evaluate_stream(model, examples, batch_size: int = 1024) -> dict:
+    """Like evaluate_split, for a tf.data stream of (image, label): only labels and answers are kept."""
+    labels, predicted, losses = [], [], []
+    for x, y in examples.batch(batch_size).as_numpy_iterator():
+        probabilities = np.asarray(model.predict_on_batch(x.astype(np.float32)))
+        labels.append(y)
+        predicted.append(probabilities.argmax(axis=1))
+        losses.append(-np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)))
+    return _scores(*(np.concatenate(part) for part in (labels, predicted, losses)))
+
+
+def evaluate_all(model, splits: dict) -> dict:
+    """Metrics of each evaluation set: Splits in memory or streams of examples."""
+    return {name: evaluate_split(model, split) if isinstance(split, Split) else evaluate_stream(model, split)
+            for name, split in splits.items() if not isinstance(split, Split) or len(split)}
 
 
 def _base_model(config: TrainConfig) -> tuple[str, Path]:
@@ -129,7 +162,21 @@ def _base_model(config: TrainConfig) -> tuple[str, Path]:
     return active.version, active.path
 
 
-def _training_data(config: TrainConfig, datasets: list[Dataset]):
+@dataclasses.dataclass(frozen=True)
+class TrainingInputs:
+    """What training reads: Splits in memory, or streams of (image, label) from shards."""
+
+    train: object  # Split | tf.data.Dataset
+    train_count: int
+    validation: object
+    validation_count: int
+    evaluation: dict  # name -> Split | tf.data.Dataset
+    datasets: list[dict]  # what each dataset is and where it came from
+    weights: np.ndarray | None = None
+    feedback: dict | None = None
+
+
+def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInputs:
     """Training, validation and evaluation splits, with the corrections mixed in when asked."""
     train_split, validation, tests = make_datasets(datasets, config)
     evaluation = {("test_mnist" if name == "mnist" else f"test_{name}"): split for name, split in tests.items()}
@@ -143,7 +190,24 @@ def _training_data(config: TrainConfig, datasets: list[Dataset]):
         feedback = {"store": str(config.corrections or default_store_path()), "stored": len(samples),
                     "train": len(corrections), "holdout": len(held), "mode": config.feedback_mode,
                     "factor": config.feedback_factor}
-    return train_split, weights, validation, evaluation, feedback
+    return TrainingInputs(train_split, len(train_split), validation, len(validation), evaluation,
+                          [d.describe() for d in datasets], weights, feedback)
+
+
+def _streamed_data(config: TrainConfig) -> TrainingInputs:
+    """The same from TFRecord shards: nothing is loaded whole, --limit takes the first images."""
+    shards = ShardSet.open(config.shards)
+
+    def limited(data, count):
+        return (data.take(config.limit), min(count, config.limit)) if config.limit else (data, count)
+
+    train_data, train_count = limited(shards.dataset("train"), shards.count("train"))
+    validation, validation_count = limited(shards.dataset("validation", interleave=False), shards.count("validation"))
+    evaluation = {("test_mnist" if name == "mnist" else f"test_{name}"): limited(
+        shards.dataset("test", name, interleave=False), 0)[0] for name in shards.names if shards.count("test", name)}
+    if not train_count or not validation_count:
+        raise ShardError(f"{config.shards} has no training or no validation images: write the shards again.")
+    return TrainingInputs(train_data, train_count, validation, validation_count, evaluation, shards.describe())
 
 
 def cpu_has_bfloat16() -> bool:
@@ -172,81 +236,134 @@ def _precision(mixed: bool):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | None = None) -> dict:
-    """Train (or fine-tune), evaluate and save atomically. Returns the sidecar that was written."""
+def _fingerprint(config: TrainConfig, replica_count: int) -> dict:
+    """What a backup must have been made with to be resumed: everything that shapes the training."""
+    ignored = {"output", "progress_file", "register", "backup_dir", "data_dir", "cache_dir"}
+    return {"replicas": replica_count, **{k: v for k, v in config.to_json().items() if k not in ignored}}
+
+
+def _local_copy(model):
+    """The trained weights in a model outside the strategy: evaluating and saving it needs no other worker."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return copy
+
+
+# A peer that dies makes the collectives of the others fail with one of these.
+_PEER_LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+              tf.errors.AbortedError)
+
+
+def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | None = None, strategy=None) -> dict:
+    """Train (or fine-tune), evaluate and save atomically. Returns the sidecar that was written.
+
+    Under --strategy multiworker every worker calls this; only the chief evaluates and writes,
+    the others return {"chief": False, ...}. `strategy`: made by make_strategy(config.strategy) before
+    TensorFlow started (the command line does so); made here if not given.
+    """
     started = time.perf_counter()
+    if strategy is None:
+        strategy = make_strategy(config.strategy, config.cpu_devices)
+    chief, replica_count = is_chief(strategy), replicas(strategy)
+    global_batch = config.batch_size * replica_count
     keras.utils.set_random_seed(config.seed)
-    if datasets is None:
-        datasets = load_datasets(config.data, config.data_dir, config.cache_dir)
-    train_split, weights, validation, evaluation, feedback = _training_data(config, datasets)
+    if config.shards is not None:
+        inputs = _streamed_data(config)
+    else:
+        if datasets is None:
+            datasets = load_datasets(config.data, config.data_dir, config.cache_dir)
+        inputs = _training_data(config, datasets)
     data_seconds = time.perf_counter() - started
-    log.info("Training on %d images (%s), validating on %d; evaluating on %s", len(train_split),
-             f"{feedback['train']} corrections x{config.feedback_factor}" if feedback else "no corrections",
-             len(validation), {name: len(split) for name, split in evaluation.items()})
+    feedback = inputs.feedback
+    log.info("Training on %d images (%s), validating on %d; %d replica(s), global batch %d%s",
+             inputs.train_count, f"{feedback['train']} corrections x{config.feedback_factor}" if feedback
+             else "no corrections", inputs.validation_count, replica_count, global_batch,
+             "" if chief else "; this worker is not the chief and writes nothing")
 
     extra = {}
-    if config.fine_tune or config.feedback:
+    if chief and (config.fine_tune or config.feedback):
         base_version, base_path = _base_model(config)
-        base = load_model(base_path)
-        extra["metrics_before"] = {"version": base_version, **evaluate_all(base, evaluation)}
+        extra["metrics_before"] = {"version": base_version, **evaluate_all(load_model(base_path), inputs.evaluation)}
         log.info("Before (%s): %s", base_version,
                  {k: round(v["accuracy"], 5) for k, v in extra["metrics_before"].items() if k != "version"})
-    if config.fine_tune:
-        model = base
-        extra["fine_tuned_from"] = base_version
-        extra["architecture"] = read_sidecar(base_path).get("architecture", "?")
-    else:
-        with _precision(config.mixed_precision):
-            model = build_model(config.architecture)
+    steps = int(np.ceil(inputs.train_count / global_batch))
+    with strategy.scope():  # variables, optimizer slots and metrics live on every replica
+        if config.fine_tune:
+            base_version, base_path = _base_model(config)
+            model = load_model(base_path)
+            extra["fine_tuned_from"] = base_version
+            extra["architecture"] = read_sidecar(base_path).get("architecture", "?")
+        else:
+            with _precision(config.mixed_precision):
+                model = build_model(config.architecture)
+        model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps, replica_count)),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     if feedback:
         extra["feedback"] = feedback
 
     augmenter = build_augmenter(config.rotation_degrees, config.shift, config.zoom, config.stroke, config.seed,
                                 elastic=config.elastic, blur=config.blur)
-    train_data = _tf_pipeline(train_split, config, augmenter, shuffle=True, weights=weights)
-    validation_data = _tf_pipeline(validation, config)
-    steps = int(np.ceil(len(train_split) / config.batch_size))
-    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps)),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train_data = _tf_pipeline(inputs.train, config, augmenter, shuffle=True, weights=inputs.weights,
+                              batch_size=global_batch)
+    validation_data = _tf_pipeline(inputs.validation, config, batch_size=global_batch)
 
     output = Path(config.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
+    backup = backup_callback(prepare_backup(backup_dir_for(output, config.backup_dir),
+                                            _fingerprint(config, replica_count), chief), chief)
     timer = EpochTimer()
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(work / "checkpoint.keras", monitor="val_loss", save_best_only=True),
-        timer,
-        *extra_callbacks,
-    ]
+    callbacks = [backup, timer, *extra_callbacks]
     if not config.fine_tune:  # a fine-tune keeps its last weights: the validation set has no corrections to judge by
-        callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
-                                                          restore_best_weights=True, verbose=1))
-    if config.progress_file:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                                       restore_best_weights=True, verbose=1))
+    if config.progress_file and chief:
         callbacks.append(ProgressFile(config.progress_file))
     try:
         history = model.fit(train_data, validation_data=validation_data,
                             epochs=config.fine_tune_epochs if config.fine_tune else config.epochs,
                             callbacks=callbacks, shuffle=False,  # the pipeline shuffles
                             verbose=2 if os.environ.get("CI") else 1)
-        train_seconds = time.perf_counter() - started - data_seconds
-        metrics = {"validation": evaluate_split(model, validation), **evaluate_all(model, evaluation)}
-        if "test_mnist" in metrics and len(datasets) > 1:
+    except _PEER_LOST as error:
+        if config.strategy != "multiworker":
+            raise
+        raise WorkerLostError(
+            f"Another worker of the cluster stopped responding ({type(error).__name__}), so this one stops too. "
+            f"Restart the workers that stopped (a cluster manager does it for you): they resume from the last "
+            f"backup in {backup.backup_dir}.") from None
+    train_seconds = time.perf_counter() - started - data_seconds
+    distribution = {"strategy": config.strategy, "replicas": replica_count, "global_batch_size": global_batch,
+                    "peak_learning_rate": scaled_learning_rate(
+                        config.fine_tune_learning_rate if config.fine_tune else config.learning_rate,
+                        replica_count, config.lr_scaling),
+                    "resumed_at_epoch": backup.resumed_epoch + 1 if backup.resumed_epoch else None}
+    if not chief:
+        return {"chief": False, "epochs_run": len(timer.seconds), "distribution": distribution}
+    extra["distribution"] = distribution
+    history = backup.full_history or history.history  # all epochs, also those before a restart
+    if config.strategy != "none":
+        model = _local_copy(model)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
+    try:
+        metrics = {"validation": evaluate_all(model, {"v": inputs.validation})["v"],
+                   **evaluate_all(model, inputs.evaluation)}
+        if "test_mnist" in metrics and len(inputs.datasets) > 1:
             metrics["test_mnist"]["note"] = ("trained with EMNIST, which shares NIST writers with MNIST: "
                                              "the MNIST test figure may be optimistic")
-        sidecar = _save(model, output, work, config, datasets, train_split, validation, history.history,
-                        timer.seconds, train_seconds, data_seconds, metrics, extra)
+        sidecar = _save(model, output, work, config, inputs, history, timer.seconds, train_seconds,
+                        data_seconds, metrics, extra)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    plot_curves(history.history, companion_path(output, "curves.png"))
+    plot_curves(history, companion_path(output, "curves.png"))
     log.info("Saved %s: %s", output, {k: round(v["accuracy"], 5) for k, v in metrics.items()})
     if config.register:
         log.info("Registered as version %s (not active)", Registry().add(output).version)
     return sidecar
 
 
-def _save(model, output: Path, work: Path, config: TrainConfig, datasets, train_split, validation,
-          history: dict, epoch_seconds: list[float], train_seconds: float, data_seconds: float,
-          metrics: dict, extra: dict) -> dict:
+def _save(model, output: Path, work: Path, config: TrainConfig, inputs: TrainingInputs, history: dict,
+          epoch_seconds: list[float], train_seconds: float, data_seconds: float, metrics: dict, extra: dict) -> dict:
     """Write model, history and sidecar; the model is renamed into place last but one.
 
     A run that dies before the renames leaves the previous model untouched.
@@ -263,16 +380,16 @@ def _save(model, output: Path, work: Path, config: TrainConfig, datasets, train_
         "input_shape": [INPUT_SIZE, INPUT_SIZE, 1],
         "parameters": int(model.count_params()),
         "data": {
-            "datasets": [d.describe() for d in datasets],
-            "train": len(train_split),
-            "validation": len(validation),
+            "datasets": inputs.datasets,
+            "train": inputs.train_count,
+            "validation": inputs.validation_count,
         },
         "config": config.to_json(),
-        "epochs_run": len(epoch_seconds),
+        "epochs_run": len(history["loss"]),
         "best_epoch": int(np.argmin(history["val_loss"])) + 1,
         "training_seconds": round(train_seconds, 1),
         "data_loading_seconds": round(data_seconds, 1),
-        "epoch_seconds_median": round(float(np.median(epoch_seconds)), 2),
+        "epoch_seconds_median": round(float(np.median(epoch_seconds)), 2) if epoch_seconds else None,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "metrics": metrics,
         "libraries": library_versions(),
