@@ -37,7 +37,8 @@ def _wait(process) -> tuple[int, float]:
     return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 now, all different (the sockets are held until every one is chosen)."""
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -47,17 +48,22 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+def tf_config(ports: list[int], index: int) -> str:
+    """TF_CONFIG of worker `index` in a cluster of one worker per port on this machine."""
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
 def run(name: str, args: list[str], work: Path, workers: int = 1) -> dict:
     output = work / name / "digits.keras"
     command = [sys.executable, "-m", "training", *args, "--output", str(output)]
-    ports = _free_ports(workers)
+    ports = free_ports(workers)
     start = time.perf_counter()
     processes = []
     for index in range(workers):
         env = {**os.environ, "CI": "1"}
         if workers > 1:
-            env["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                                           "task": {"type": "worker", "index": index}})
+            env["TF_CONFIG"] = tf_config(ports, index)
         log = open(work / f"{name}-{index}.log", "w")
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     outcomes = [_wait(process) for process in processes]

@@ -7,7 +7,6 @@ two machines; the data is a small task made here, streamed from TFRecord shards.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.distributed import free_ports, tf_config
 from training.config import TrainConfig, build_parser, config_from_args
 from training.data import Dataset, Split, save_cache
 from training.distribute import (EXIT_WORKER_LOST, DistributeError, is_chief_task, prepare_backup,
@@ -39,25 +39,13 @@ def bars(count, seed):
     return Split(x, y)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def _tf_config(ports, index):
-    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                       "task": {"type": "worker", "index": index}})
-
-
-def _env(**extra):
-    env = {**os.environ, "CI": "1", "PYTHONPATH": str(ROOT), **extra}
-    env.pop("TF_CONFIG", None)
-    return env if "TF_CONFIG" not in extra else {**env, "TF_CONFIG": extra["TF_CONFIG"]}
+def _env(cluster_config: str | None = None) -> dict:
+    """The environment of a training process: this checkout, quiet logs, its own TF_CONFIG or none."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    env.update(CI="1", PYTHONPATH=str(ROOT))
+    if cluster_config:
+        env["TF_CONFIG"] = cluster_config
+    return env
 
 
 # --------------------------------------------------------------------------- configuration
@@ -69,8 +57,8 @@ def test_tf_config_is_checked_with_messages_that_say_how_to_fix_it():
     with pytest.raises(DistributeError, match="not valid JSON"):
         read_tf_config({"TF_CONFIG": "{cluster"})
     with pytest.raises(DistributeError, match="not in its cluster"):
-        read_tf_config({"TF_CONFIG": _tf_config([1, 2], 2)})
-    assert read_tf_config({"TF_CONFIG": _tf_config([1, 2], 1)})["task"] == {"type": "worker", "index": 1}
+        read_tf_config({"TF_CONFIG": tf_config([1, 2], 2)})
+    assert read_tf_config({"TF_CONFIG": tf_config([1, 2], 1)})["task"] == {"type": "worker", "index": 1}
 
 
 def test_only_the_chief_or_else_worker_0_writes():
@@ -191,10 +179,10 @@ def test_mirrored_over_two_cpu_devices_trains_as_well_as_one_device(tmp_path, to
 
 
 def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tmp_path, toy_shards):
-    ports = _free_ports(2)
+    ports = free_ports(2)
     workers = [_train_cli(["--shards", str(toy_shards), "--epochs", "2", "--strategy", "multiworker",
                            "--backup-dir", str(tmp_path / "backup"), "--output", str(tmp_path / f"w{i}" / "m.keras")],
-                          env=_env(TF_CONFIG=_tf_config(ports, i))) for i in range(2)]
+                          env=_env(tf_config(ports, i))) for i in range(2)]
     results = [_finish(worker) for worker in workers]
     for code, output in results:
         assert code == 0, output[-3000:]
@@ -208,6 +196,14 @@ def test_two_workers_on_localhost_train_together_and_only_the_chief_writes(tmp_p
     assert not (tmp_path / "backup").exists()  # the chief removed its backup at the end
 
 
+def _backed_up_epoch(metadata: Path) -> int:
+    """The epoch in BackupAndRestore's metadata; 0 while there is none (or it is being written)."""
+    try:
+        return json.loads(metadata.read_text())["epoch"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
 def _wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -218,26 +214,33 @@ def _wait_for(predicate, timeout, what):
 
 
 def test_a_killed_worker_restarted_resumes_the_cluster_from_the_backup(tmp_path, toy_shards):
-    ports = _free_ports(2)
+    ports = free_ports(2)
     backup = tmp_path / "backup"
     args = ["--shards", str(toy_shards), "--epochs", "5", "--strategy", "multiworker", "--backup-dir", str(backup),
             "--output", str(tmp_path / "m.keras")]
 
     def start(index):
-        return _train_cli(args, env=_env(TF_CONFIG=_tf_config(ports, index)), start_new_session=True)
+        return _train_cli(args, env=_env(tf_config(ports, index)), start_new_session=True)
 
     workers = [start(0), start(1)]
     metadata = backup / "training_metadata.json"
-    _wait_for(lambda: metadata.exists() and json.loads(metadata.read_text())["epoch"] >= 2, 300,
-              "the backup of epoch 2")
+    _wait_for(lambda: _backed_up_epoch(metadata) >= 2, 300, "the backup of epoch 2")
     os.killpg(workers[1].pid, signal.SIGKILL)
     workers[1].communicate()
     code, output = _finish(workers[0], timeout=300)
     # The survivor cannot finish alone: TensorFlow aborts its collectives, and it says what to do.
     assert code == EXIT_WORKER_LOST, output[-3000:]
     assert "Another worker of the cluster stopped responding" in output and "resume from the last backup" in output
-    backed_up = json.loads(metadata.read_text())["epoch"]
+    backed_up = _backed_up_epoch(metadata)
+    assert backed_up >= 2
     assert not (tmp_path / "m.keras").exists()
+
+    # Worker 1 pointed at another (empty) backup folder: both refuse instead of hanging at the end.
+    mismatched = [start(0), _train_cli([*args, "--backup-dir", str(tmp_path / "elsewhere")],
+                                       env=_env(tf_config(ports, 1)))]
+    for code, output in [_finish(worker, timeout=300) for worker in mismatched]:
+        assert code == 1 and "--backup-dir must be one folder that every worker sees" in output, output[-3000:]
+    assert _backed_up_epoch(metadata) == backed_up  # the backup is still there
 
     restarted = [start(0), start(1)]
     results = [_finish(worker) for worker in restarted]

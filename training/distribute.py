@@ -223,8 +223,24 @@ def prepare_backup(directory: Path, fingerprint: dict, chief: bool) -> Path:
     return directory
 
 
-def backup_callback(directory: Path, chief: bool):
-    """BackupAndRestore that only the chief writes; every worker restores from the same folder."""
+def check_same_epoch(strategy, epoch: int) -> None:
+    """Every worker must resume from the same epoch: otherwise they would run different numbers
+    of steps and the cluster would hang at the end. One all-reduce tells."""
+    import tensorflow as tf
+
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                            strategy.run(lambda: tf.constant(epoch, tf.int64)), axis=None)
+    if int(total) != epoch * replicas(strategy):
+        raise DistributeError(
+            f"The workers found different backups (this one would resume at epoch {epoch + 1}, the cluster's "
+            f"average is {int(total) / replicas(strategy) + 1:g}): --backup-dir must be one folder that every worker "
+            "sees, such as a shared volume. Point all of them at the same folder and start them again.")
+
+
+def backup_callback(directory: Path, chief: bool, cluster_strategy=None):
+    """BackupAndRestore that only the chief writes; every worker restores from the same folder.
+
+    With `cluster_strategy` (multi-worker), the workers check that they restored the same epoch."""
     import keras
 
     class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -238,6 +254,8 @@ def backup_callback(directory: Path, chief: bool):
         def on_train_begin(self, logs=None):
             super().on_train_begin(logs)
             self.resumed_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
+            if cluster_strategy is not None:
+                check_same_epoch(cluster_strategy, self.resumed_epoch)
             if self.resumed_epoch:
                 try:
                     self.full_history = json.loads(self._history_path.read_text())

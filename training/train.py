@@ -310,7 +310,8 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
 
     output = Path(config.output)
     backup = backup_callback(prepare_backup(backup_dir_for(output, config.backup_dir),
-                                            _fingerprint(config, replica_count), chief), chief)
+                                            _fingerprint(config, replica_count), chief), chief,
+                             cluster_strategy=strategy if config.strategy == "multiworker" else None)
     timer = EpochTimer()
     callbacks = [backup, timer, *extra_callbacks]
     if not config.fine_tune:  # a fine-tune keeps its last weights: the validation set has no corrections to judge by
