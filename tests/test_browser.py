@@ -143,13 +143,12 @@ def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app
     playwright_api.expect(promote).to_be_enabled(timeout=30000)
     promote.click()
     sidebar.get_by_text("Active model", exact=True).wait_for()
-    trainer.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('shipped ·')", timeout=30000)
+    # expect() reports the sidebar's text when it fails
+    playwright_api.expect(sidebar).not_to_contain_text("shipped ·", timeout=30000)
     # Roll back to the shipped model.
     sidebar.get_by_text("Model versions").click()
     sidebar.get_by_role("button", name="Roll back to the previous model").click()
-    trainer.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stSidebar\"]').innerText.includes('shipped ·')", timeout=30000)
+    playwright_api.expect(sidebar).to_contain_text("shipped ·", timeout=30000)
 
 
 # A 6 written like a calculator display, one stroke per segment (28x28 grid): the shipped model reads it as 5.

@@ -241,6 +241,7 @@ def test_a_killed_worker_restarted_resumes_the_cluster_from_the_backup(tmp_path,
     for code, output in [_finish(worker, timeout=300) for worker in mismatched]:
         assert code == 1 and "--backup-dir must be one folder that every worker sees" in output, output[-3000:]
     assert _backed_up_epoch(metadata) == backed_up  # the backup is still there
+    assert not (tmp_path / "elsewhere").exists()  # worker 1 never writes a backup
 
     restarted = [start(0), start(1)]
     results = [_finish(worker) for worker in restarted]
