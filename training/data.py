@@ -118,18 +118,30 @@ def _check_split(x: np.ndarray, y: np.ndarray, where: str) -> Split:
     return Split(np.ascontiguousarray(x), y.astype(np.uint8))
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzip-compressed or not): the format MNIST and EMNIST ship in."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        data = handle.read()  # gzip checks its CRC32 here
-    if len(data) < 4:
+def open_idx(path: Path):
+    """Open an IDX file (gzip-compressed or not) for reading; the format MNIST and EMNIST ship in."""
+    return gzip.open(path, "rb") if Path(path).suffix == ".gz" else open(path, "rb")
+
+
+def read_idx_header(handle, path: Path) -> tuple[int, ...]:
+    """The shape an IDX file's header announces; the handle is left at the first byte of data."""
+    head = handle.read(4)
+    if len(head) < 4:
         raise ValueError(f"{path} is too short to be an IDX file.")
-    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    zero, dtype_code, ndim = struct.unpack(">HBB", head)
     if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}).")
-    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {head.hex()}).")
+    dims = handle.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"{path} is too short to be an IDX file.")
+    return struct.unpack(f">{ndim}I", dims)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read a whole IDX file into memory."""
+    with open_idx(path) as handle:
+        shape = read_idx_header(handle, path)
+        body = np.frombuffer(handle.read(), dtype=np.uint8)  # gzip checks its CRC32 here
     if body.size != int(np.prod(shape)):
         raise ValueError(f"{path}: header says shape {shape} but holds {body.size} bytes; the file is truncated.")
     return body.reshape(shape)

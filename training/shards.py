@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import logging
 import os
-import struct
 import sys
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -44,20 +42,13 @@ class ShardError(ValueError):
 # --------------------------------------------------------------------------- streaming sources
 
 
-def _idx_header(handle, path: Path) -> tuple[int, ...]:
-    head = handle.read(4)
-    if len(head) < 4 or head[:3] != b"\x00\x00\x08":
-        raise ShardError(f"{path} is not an unsigned-byte IDX file (magic {head.hex()}).")
-    return struct.unpack(f">{head[3]}I", handle.read(4 * head[3]))
-
-
 def stream_idx(images_path: Path, labels_path: Path, transposed: bool = False) -> Iterator[Example]:
     """Examples from a pair of (gzip) IDX files, read one record at a time."""
     from model.preprocess import frame_digit
+    from training.data import open_idx, read_idx_header
 
-    opener = lambda path: gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: E731
-    with opener(images_path) as images, opener(labels_path) as labels:
-        shape, (count,) = _idx_header(images, images_path), _idx_header(labels, labels_path)
+    with open_idx(images_path) as images, open_idx(labels_path) as labels:
+        shape, (count,) = read_idx_header(images, images_path), read_idx_header(labels, labels_path)
         if shape[0] != count or shape[1:] != (INPUT_SIZE, INPUT_SIZE):
             raise ShardError(f"{images_path} holds {shape}, {labels_path} {count} labels: expected N 28x28 images "
                              "and N labels.")
@@ -114,7 +105,6 @@ def _example_bytes(image: np.ndarray, label: int) -> bytes:
     from model.tf_runtime import tensorflow
 
     tf = tensorflow()
-
     image = np.asarray(image)
     if image.shape != (INPUT_SIZE, INPUT_SIZE) or image.dtype != np.uint8 or not 0 <= int(label) <= 9:
         raise ShardError(f"an example must be a 28x28 uint8 image with a label 0-9, got {image.shape} "
@@ -136,8 +126,9 @@ class _ShardWriter:
         self._count = 0
 
     def add(self, record: bytes) -> None:
-        import tensorflow as tf
+        from model.tf_runtime import tensorflow
 
+        tf = tensorflow()
         if self._writer is None:
             self._path = self.directory / f"{self.split}-{self.name}-{len(self.files):05d}.tfrecord"
             self._writer = tf.io.TFRecordWriter(str(self._path) + ".partial")

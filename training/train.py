@@ -282,15 +282,14 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
              "" if chief else "; this worker is not the chief and writes nothing")
 
     extra = {}
-    if chief and (config.fine_tune or config.feedback):
-        base_version, base_path = _base_model(config)
+    base_version, base_path = _base_model(config) if config.fine_tune or config.feedback else (None, None)
+    if chief and base_path is not None:
         extra["metrics_before"] = {"version": base_version, **evaluate_all(load_model(base_path), inputs.evaluation)}
         log.info("Before (%s): %s", base_version,
                  {k: round(v["accuracy"], 5) for k, v in extra["metrics_before"].items() if k != "version"})
     steps = int(np.ceil(inputs.train_count / global_batch))
     with strategy.scope():  # variables, optimizer slots and metrics live on every replica
         if config.fine_tune:
-            base_version, base_path = _base_model(config)
             model = load_model(base_path)
             extra["fine_tuned_from"] = base_version
             extra["architecture"] = read_sidecar(base_path).get("architecture", "?")
