@@ -101,10 +101,7 @@ def mnist_streams(data_dir: Path | None, cache_dir: Path) -> tuple[dict[str, Ite
 # --------------------------------------------------------------------------- writing
 
 
-def _example_bytes(image: np.ndarray, label: int) -> bytes:
-    from model.tf_runtime import tensorflow
-
-    tf = tensorflow()
+def _example_bytes(tf, image: np.ndarray, label: int) -> bytes:
     image = np.asarray(image)
     if image.shape != (INPUT_SIZE, INPUT_SIZE) or image.dtype != np.uint8 or not 0 <= int(label) <= 9:
         raise ShardError(f"an example must be a 28x28 uint8 image with a label 0-9, got {image.shape} "
@@ -119,19 +116,16 @@ def _example_bytes(image: np.ndarray, label: int) -> bytes:
 class _ShardWriter:
     """Writes `<split>-<name>-NNNNN.tfrecord` files of at most `per_shard` examples, each renamed into place."""
 
-    def __init__(self, directory: Path, split: str, name: str, per_shard: int):
-        self.directory, self.split, self.name, self.per_shard = directory, split, name, per_shard
+    def __init__(self, tf, directory: Path, split: str, name: str, per_shard: int):
+        self.tf, self.directory, self.split, self.name, self.per_shard = tf, directory, split, name, per_shard
         self.files: list[dict] = []
         self._writer = None
         self._count = 0
 
     def add(self, record: bytes) -> None:
-        from model.tf_runtime import tensorflow
-
-        tf = tensorflow()
         if self._writer is None:
             self._path = self.directory / f"{self.split}-{self.name}-{len(self.files):05d}.tfrecord"
-            self._writer = tf.io.TFRecordWriter(str(self._path) + ".partial")
+            self._writer = self.tf.io.TFRecordWriter(str(self._path) + ".partial")
         self._writer.write(record)
         self._count += 1
         if self._count == self.per_shard:
@@ -156,11 +150,14 @@ def write_dataset(directory: Path, name: str, streams: dict[str, Iterable[Exampl
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob(f"*-{name}-*.tfrecord*"):
         stale.unlink()
-    writers = {split: _ShardWriter(directory, split, name, per_shard) for split in SPLITS}
+    from model.tf_runtime import tensorflow
+
+    tf = tensorflow()
+    writers = {split: _ShardWriter(tf, directory, split, name, per_shard) for split in SPLITS}
     for split, examples in streams.items():
         for position, (image, label) in enumerate(examples):
             target = "validation" if split == "train" and position % validation_every == validation_every - 1 else split
-            writers[target].add(_example_bytes(image, label))
+            writers[target].add(_example_bytes(tf, image, label))
             if (position + 1) % 50000 == 0:
                 log.info("%s %s: %d images written", name, split, position + 1)
     for writer in writers.values():

@@ -92,13 +92,18 @@ def _tf_pipeline(source, config: TrainConfig, augmenter=None, shuffle: bool = Fa
     return data.prefetch(tf.data.AUTOTUNE).with_options(sharded_options(tf))
 
 
+def _peak_learning_rate(config: TrainConfig, replica_count: int) -> float:
+    """The configured rate, raised with the number of replicas (--lr-scaling)."""
+    rate = config.fine_tune_learning_rate if config.fine_tune else config.learning_rate
+    return scaled_learning_rate(rate, replica_count, config.lr_scaling)
+
+
 def _learning_rate(config: TrainConfig, steps_per_epoch: int, replica_count: int = 1):
-    """The schedule, in steps of the global batch; its peak follows the number of replicas (--lr-scaling)."""
+    """The schedule, in steps of the global batch, peaking at _peak_learning_rate."""
+    peak = _peak_learning_rate(config, replica_count)
     if config.fine_tune:  # small steps from a trained model: no warm-up, decaying to a tenth
         return keras.optimizers.schedules.CosineDecay(
-            scaled_learning_rate(config.fine_tune_learning_rate, replica_count, config.lr_scaling),
-            decay_steps=config.fine_tune_epochs * steps_per_epoch, alpha=0.1)
-    peak = scaled_learning_rate(config.learning_rate, replica_count, config.lr_scaling)
+            peak, decay_steps=config.fine_tune_epochs * steps_per_epoch, alpha=0.1)
     total = config.epochs * steps_per_epoch
     warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
     if config.lr_schedule == "cosine":
@@ -148,10 +153,14 @@ def evaluate_stream(model, examples, batch_size: int = 1024) -> dict:
     return _scores(*(np.concatenate(part) for part in (labels, predicted, losses)))
 
 
+def evaluate(model, data) -> dict:
+    """Metrics of one evaluation set: a Split in memory or a stream of examples."""
+    return evaluate_split(model, data) if isinstance(data, Split) else evaluate_stream(model, data)
+
+
 def evaluate_all(model, splits: dict) -> dict:
-    """Metrics of each evaluation set: Splits in memory or streams of examples."""
-    return {name: evaluate_split(model, split) if isinstance(split, Split) else evaluate_stream(model, split)
-            for name, split in splits.items() if not isinstance(split, Split) or len(split)}
+    return {name: evaluate(model, data) for name, data in splits.items()
+            if not isinstance(data, Split) or len(data)}
 
 
 def _base_model(config: TrainConfig) -> tuple[str, Path]:
@@ -198,13 +207,16 @@ def _streamed_data(config: TrainConfig) -> TrainingInputs:
     """The same from TFRecord shards: nothing is loaded whole, --limit takes the first images."""
     shards = ShardSet.open(config.shards)
 
-    def limited(data, count):
-        return (data.take(config.limit), min(count, config.limit)) if config.limit else (data, count)
+    def limited(data):
+        return data.take(config.limit) if config.limit else data
 
-    train_data, train_count = limited(shards.dataset("train"), shards.count("train"))
-    validation, validation_count = limited(shards.dataset("validation", interleave=False), shards.count("validation"))
+    def count(split):
+        return min(shards.count(split), config.limit or shards.count(split))
+
+    train_data, train_count = limited(shards.dataset("train")), count("train")
+    validation, validation_count = limited(shards.dataset("validation", interleave=False)), count("validation")
     evaluation = {("test_mnist" if name == "mnist" else f"test_{name}"): limited(
-        shards.dataset("test", name, interleave=False), 0)[0] for name in shards.names if shards.count("test", name)}
+        shards.dataset("test", name, interleave=False)) for name in shards.names if shards.count("test", name)}
     if not train_count or not validation_count:
         raise ShardError(f"{config.shards} has no training or no validation images: write the shards again.")
     return TrainingInputs(train_data, train_count, validation, validation_count, evaluation, shards.describe())
@@ -332,9 +344,7 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
             f"backup in {backup.backup_dir}.") from None
     train_seconds = time.perf_counter() - started - data_seconds
     distribution = {"strategy": config.strategy, "replicas": replica_count, "global_batch_size": global_batch,
-                    "peak_learning_rate": scaled_learning_rate(
-                        config.fine_tune_learning_rate if config.fine_tune else config.learning_rate,
-                        replica_count, config.lr_scaling),
+                    "peak_learning_rate": _peak_learning_rate(config, replica_count),
                     "resumed_at_epoch": backup.resumed_epoch + 1 if backup.resumed_epoch else None}
     if not chief:
         return {"chief": False, "epochs_run": len(timer.seconds), "distribution": distribution}
@@ -346,7 +356,7 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
     try:
-        metrics = {"validation": evaluate_all(model, {"v": inputs.validation})["v"],
+        metrics = {"validation": evaluate(model, inputs.validation),
                    **evaluate_all(model, inputs.evaluation)}
         if "test_mnist" in metrics and len(inputs.datasets) > 1:
             metrics["test_mnist"]["note"] = ("trained with EMNIST, which shares NIST writers with MNIST: "
