@@ -22,6 +22,7 @@ from model.annotate import draw_readings
 from model.architectures import ARCHITECTURES
 from model.artifacts import ModelFileError
 from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, encode_png
+from model.confidence import EMPTY, MEANING, VERDICT_LABELS
 from model.inference import NumberReading, Reading, Recognizer
 from model.registry import PROMOTION_MARGIN, SHIPPED_VERSION, ModelVersion, Registry, worse_by
 from training.corrections import RAW_MAX_SIDE, CorrectionStore
@@ -153,7 +154,7 @@ def probability_chart(reading: Reading) -> dict:
 
     A plain spec rather than Altair: Altair validates its schema on every
     rerun, a third of a canvas stroke's server time."""
-    values = [{"digit": str(d), "probability": p, "pick": "prediction" if d == reading.digit else "other"}
+    values = [{"digit": str(d), "probability": p, "pick": "prediction" if d == reading.closest else "other"}
               for d, p in enumerate(reading.probabilities)]
     return {
         "data": {"values": values},
@@ -172,25 +173,29 @@ def probability_chart(reading: Reading) -> dict:
 def show_reading(reading: Reading) -> None:
     digit_column, seen_column = st.columns(2)
     with digit_column:
-        st.metric("Prediction", reading.digit)
-        st.write(f"Confidence: **{reading.confidence:.1%}**")
-        if reading.uncertain:
-            (first, p1), (second, p2) = reading.top(2)
-            st.warning(f"Not sure: {first} ({p1:.0%}) or {second} ({p2:.0%}).")
+        if reading.refused:
+            st.metric("Prediction", VERDICT_LABELS[reading.verdict], help=MEANING)
+            st.warning(reading.reason.capitalize() + ".")
+            st.caption(f"Closest guess: {reading.closest} ({reading.confidence:.0%})")
+        else:
+            st.metric("Prediction", reading.digit, help=MEANING)
+            st.write(f"Confidence: **{reading.confidence:.1%}**")
     with seen_column:
         st.image(zoomed(reading.model_input), caption="What the model saw (28x28)", width=28 * ZOOM, clamp=True)
     st.vega_lite_chart(probability_chart(reading), width="stretch")
 
 
 def show_number(number: NumberReading, image: np.ndarray) -> None:
-    st.metric("Number", number.number)
-    unsure = [f"digit {place} ({d.top(2)[0][0]} or {d.top(2)[1][0]})"
-              for place, d in enumerate(number.digits, start=1) if d.uncertain]
-    if unsure:
-        st.warning("Not sure about " + ", ".join(unsure) + ".")
+    if number.number is None:  # a piece is not a digit, or not surely one: no number is claimed
+        st.metric("Number", "Not read", help=MEANING)
+        st.warning(number.reason.capitalize() + ".")
+        st.caption("Closest guess: " + "".join(str(d.closest) for d in number.digits))
+    else:
+        st.metric("Number", number.number, help=MEANING)
     st.image(draw_readings(image, number.digits), caption="Each digit as read", width="stretch")
     st.image([zoomed(d.model_input) for d in number.digits], width=28 * 3,
-             caption=[f"{d.digit} ({d.confidence:.0%})" for d in number.digits], clamp=True)
+             caption=[f"{d.closest if d.digit is None else d.digit} ({d.confidence:.0%})" for d in number.digits],
+             clamp=True)
     st.caption("What the model saw (28x28 each)")
 
 
@@ -198,10 +203,10 @@ def show_result(result: Reading | NumberReading | None, image: np.ndarray | None
                 target: FeedbackTarget) -> None:
     if result is None:
         st.info(empty_hint)
-    elif isinstance(result, NumberReading) and result.number is not None:
+    elif isinstance(result, NumberReading):
         show_number(result, image)
         feedback_buttons(result.digits, image, target)
-    elif isinstance(result, NumberReading) or result.digit is None:
+    elif result.verdict == EMPTY:
         st.info(f"Nothing to read: {result.reason}. {empty_hint}")
     else:
         show_reading(result)
@@ -215,7 +220,7 @@ def _fingerprint(readings: list[Reading]) -> str:
 def _save_feedback(target: FeedbackTarget, readings: list[Reading], labels: list[int], raw: np.ndarray) -> None:
     raw_png = encode_png(raw, RAW_MAX_SIDE)  # once, shared by every digit of a number
     try:
-        ids = target.store.add_many([(label, r.model_input, raw_png, r.digit, r.confidence)
+        ids = target.store.add_many([(label, r.model_input, raw_png, r.closest, r.confidence)
                                      for r, label in zip(readings, labels)], target.model_version, target.source)
     except sqlite3.Error as error:
         st.session_state[f"feedback_{target.source}_error"] = (
@@ -256,10 +261,11 @@ def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackT
         st.success(f"Saved as {''.join(map(str, saved[1]))}. Thank you: retraining with corrections learns from it.")
         st.button("Undo", key=f"{key}_undo", on_click=_undo_feedback, args=(target, fingerprint))
         return
-    predicted = [r.digit for r in readings]
+    predicted = [r.closest for r in readings]
     right, wrong = st.columns([1, 3], vertical_alignment="bottom")
-    right.button("Right", key=f"{key}_right", icon=":material/check:", on_click=_save_feedback,
-                 args=(target, readings, predicted, raw))
+    if not any(r.refused for r in readings):  # nothing to confirm when no digit was claimed
+        right.button("Right", key=f"{key}_right", icon=":material/check:", on_click=_save_feedback,
+                     args=(target, readings, predicted, raw))
     with wrong:
         if len(readings) == 1:
             st.pills("Wrong → pick the digit", list(range(10)), key=f"{key}_digit", on_change=_picked,

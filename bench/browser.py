@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.strokes import strokes_from_image
+from training.strokes import strokes_from_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",

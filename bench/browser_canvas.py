@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.browser import (clear_canvas, draw_strokes, launch_browser, running_app, wait_for_idle,  # noqa: E402
                            wait_for_prediction)
-from bench.strokes import strokes_from_image  # noqa: E402
+from training.strokes import strokes_from_image  # noqa: E402
 from training.data import load_dataset  # noqa: E402
 
 

@@ -24,8 +24,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from training.data import load_dataset  # noqa: E402
+
+READ_RIGHT, REFUSED_AT_MOST = 0.9965, 0.003  # issue 14's acceptance
 
 
 def main() -> int:
@@ -57,19 +60,28 @@ def main() -> int:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["path"] for line in lines] == paths, "outputs must come in input order"
     predicted = np.array([-1 if line["digit"] is None else line["digit"] for line in lines])
+    refused = np.array([line["verdict"] in ("not_sure", "not_a_digit") for line in lines])
+    confident_wrong = np.array([line["digit"] is not None and line["digit"] != label and line["confidence"] >= 0.9
+                                for line, label in zip(lines, y)])
     png_accuracy = float((predicted == y).mean())
     report = {
         "model": str(args.model),
         "images": int(len(y)),
         "accuracy_raw_arrays": round(raw_accuracy, 5),
         "accuracy_png_through_predict": round(png_accuracy, 5),
+        "refused": round(float(refused.mean()), 5),
+        "wrong_with_90_percent_confidence": round(float(confident_wrong.mean()), 5),
         "no_digit": int((predicted == -1).sum()),
         "disagreements_with_raw": int((predicted != raw).sum()),
         "predict_seconds": round(seconds, 1),
         "images_per_second": round(len(y) / seconds, 1),
     }
     print(json.dumps(report, indent=2))
-    return 0
+    write_results("mnist_png_accuracy", report)
+    met = png_accuracy >= READ_RIGHT and report["refused"] <= REFUSED_AT_MOST
+    print(f"read right {png_accuracy:.2%} (wanted >= {READ_RIGHT:.2%}), refused {report['refused']:.2%} "
+          f"(wanted <= {REFUSED_AT_MOST:.2%}): {'ok' if met else 'MISSED'}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bench.strokes import thin
+from training.strokes import thin
 
 CANVAS_STYLES = ("white_on_black", "black_on_white", "black_on_transparent")
 EXIF_ORIENTATION = 0x0112
@@ -83,10 +83,10 @@ PAPERS = ((250, 250, 248), (245, 238, 215), (225, 228, 232), (236, 240, 250), (2
 INKS = ((25, 25, 30), (30, 45, 150), (70, 70, 75), (110, 110, 115), (120, 20, 25))
 
 
-def photo(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Dark ink on paper, photographed: RGB uint8 of a random size, the ink anywhere in it."""
+def photo(ink: np.ndarray, rng: np.random.Generator, sides: tuple[int, int] = (240, 1600)) -> np.ndarray:
+    """Dark ink on paper, photographed: RGB uint8 of a random size (shorter side in `sides`), the ink anywhere."""
     ink = _rotate(ink, rng.uniform(-10, 10))
-    side = int(rng.integers(240, 1600))
+    side = int(rng.integers(*sides))
     aspect = rng.uniform(0.6, 1.6)
     height, width = int(side), int(side * aspect)
     fill = rng.uniform(0.15, 0.7)  # share of the shorter side the ink takes
@@ -213,3 +213,31 @@ def seven_segment(digit: int, rng: np.random.Generator, size: int = 200) -> np.n
         x0, y0, x1, y1 = (int(v) for p in ends for v in (p[0] + slant * (size / 2 - p[1]), p[1]))
         cv2.line(image, (x0, y0), (x1, y1), 255, thickness, cv2.LINE_AA)
     return image
+
+
+def redraw(ink: np.ndarray, rng: np.random.Generator, style: str, size: int | None = None,
+           pen_share: float | None = None) -> np.ndarray:
+    """Any drawing (bright ink on black) traced again on a browser canvas: RGBA uint8.
+
+    Its centre lines (Zhang-Suen, at ~48 px: fast, and as smooth as a mouse stroke) are
+    walked into polylines and drawn with a round pen of random width, at a random size
+    and place, as a user would draw the same shape with the mouse or a finger.
+    `pen_share`: the pen's width as a share of the drawing's height (a fat marker: 0.2-0.3).
+    """
+    from training.strokes import strokes_from_image
+
+    crop = _digit_crop(np.asarray(ink))
+    work = 48 / crop.shape[0]
+    small = cv2.resize(crop, (max(2, round(crop.shape[1] * work)), 48), interpolation=cv2.INTER_AREA)
+    lines = strokes_from_image(np.pad((small * 255).astype(np.uint8), 2), threshold=100)
+    size = size or int(rng.integers(200, 700))
+    height = size * rng.uniform(0.3, 0.8)
+    scale = height / 52
+    width = small.shape[1] * scale
+    left = rng.uniform(0, max(1.0, size - width))
+    top = rng.uniform(0, max(1.0, size - height))
+    pen = max(2, round(height * (pen_share if pen_share is not None else rng.uniform(0.04, 0.16))))
+    mask = np.zeros((size, size), np.uint8)
+    polylines = [np.round((np.array(line, np.float64) * scale + (left, top)) * 16).astype(np.int32) for line in lines]
+    cv2.polylines(mask, polylines, False, 255, pen, cv2.LINE_AA, shift=4)
+    return canvas_style(mask, style)

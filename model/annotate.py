@@ -36,9 +36,9 @@ def draw_readings(image: np.ndarray, digits) -> np.ndarray:
     line = max(1, round(min(picture.shape[:2]) / 150))
     for reading in digits:
         x, y, w, h = (round(v * scale) for v in reading.box)
-        colour = UNCERTAIN_COLOUR if reading.uncertain else BOX_COLOUR
+        colour = UNCERTAIN_COLOUR if reading.refused else BOX_COLOUR
         cv2.rectangle(picture, (x, y), (x + w, y + h), colour, line, cv2.LINE_AA)
-        label = f"{reading.digit} {reading.confidence:.0%}"
+        label = f"{reading.closest}? {reading.confidence:.0%}" if reading.refused else f"{reading.digit} {reading.confidence:.0%}"
         font_scale = max(0.4, min(h, picture.shape[0]) / 160)
         (text_w, text_h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, line)
         top = y - text_h - base - 2 if y - text_h - base - 2 >= 0 else min(y + h + 2, picture.shape[0] - text_h - base)

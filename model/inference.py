@@ -14,7 +14,8 @@ from model.artifacts import (
     read_lite_export,
     verify_model_file,
 )
-from model.constants import INPUT_SIZE, LOW_CONFIDENCE, NUM_CLASSES
+from model.confidence import DIGIT, EMPTY, NOT_A_DIGIT, NOT_SURE, Calibration, calibrated, refusal_reason, verdict
+from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.lite import LiteModel, convert
 from model.preprocess import Preprocessed, preprocess, preprocess_number
 from model.segment import best_spans
@@ -22,18 +23,24 @@ from model.segment import best_spans
 
 @dataclasses.dataclass(frozen=True)
 class Reading:
-    """One input's result: a digit with its probabilities, or the reason there is none."""
+    """One input's result: a digit with its probabilities, or the reason there is none.
+
+    A refused reading (verdict NOT_SURE or NOT_A_DIGIT) has no digit but keeps its
+    probabilities, its closest digit and that digit's confidence; an EMPTY one has none of them.
+    """
 
     digit: int | None
-    confidence: float | None = None
-    probabilities: tuple[float, ...] | None = None
+    confidence: float | None = None  # calibrated probability of `closest`
+    probabilities: tuple[float, ...] | None = None  # calibrated, 0-9
     reason: str | None = None
     model_input: np.ndarray | None = None  # the 28x28 image the model saw
     box: tuple[int, int, int, int] | None = None
+    verdict: str = EMPTY
+    closest: int | None = None  # the likeliest digit, claimed or not
 
     @property
-    def uncertain(self) -> bool:
-        return self.digit is not None and self.confidence < LOW_CONFIDENCE
+    def refused(self) -> bool:
+        return self.verdict in (NOT_SURE, NOT_A_DIGIT)
 
     def top(self, count: int = 2) -> list[tuple[int, float]]:
         if self.probabilities is None:
@@ -43,7 +50,10 @@ class Reading:
 
 
 class NumberReading(NamedTuple):
-    """A whole number read digit by digit, left to right, or the reason there is none."""
+    """A whole number read digit by digit, left to right, or the reason there is none.
+
+    When a piece is refused, `number` is None, `reason` names the piece's box and `digits` still
+    holds every piece's reading."""
 
     number: str | None
     digits: list[Reading]
@@ -62,6 +72,7 @@ class Recognizer:
             self._keras = load_model(self.model_path, verify=False)
             exported = convert(self._keras)
         self._forward = LiteModel(exported)
+        self.calibration = Calibration.from_sidecar(self.info)
 
     @property
     def model(self):
@@ -89,7 +100,7 @@ class Recognizer:
     def read_auto(self, image: np.ndarray) -> Reading | NumberReading:
         """One digit, or a whole number when the ink holds several."""
         number = self.read_number(image)
-        if number.number is None:
+        if not number.digits:
             return Reading(None, reason=number.reason)
         return number.digits[0] if len(number.digits) == 1 else number
 
@@ -101,6 +112,13 @@ class Recognizer:
         readings = self._read_prepared(candidates.inputs)
         chosen = best_spans(candidates.candidates, [r.confidence for r in readings], candidates.count)
         digits = [readings[index] for index in chosen]
+        refused = [d for d in digits if d.refused]
+        if refused:
+            piece = refused[0]
+            x, y, w, h = piece.box
+            what = "is not a digit" if piece.verdict == NOT_A_DIGIT else "could be {} or {}".format(
+                *(digit for digit, _ in piece.top(2)))
+            return NumberReading(None, digits, f"the piece at x={x}, y={y} ({w}x{h} px) {what}")
         return NumberReading("".join(str(d.digit) for d in digits), digits)
 
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
@@ -111,7 +129,10 @@ class Recognizer:
             if p.image is None:
                 readings.append(Reading(None, reason=p.reason))
                 continue
-            probs = next(probabilities)
-            digit = int(np.argmax(probs))
-            readings.append(Reading(digit, float(probs[digit]), tuple(float(v) for v in probs), None, p.image, p.box))
+            probs = calibrated(next(probabilities), self.calibration.temperature)
+            closest = int(np.argmax(probs))
+            kind = verdict(probs, self.calibration.threshold)
+            readings.append(Reading(closest if kind == DIGIT else None, float(probs[closest]),
+                                    tuple(float(v) for v in probs), None if kind == DIGIT else refusal_reason(kind, probs),
+                                    p.image, p.box, kind, closest))
         return readings

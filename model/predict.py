@@ -1,11 +1,17 @@
 """python -m model.predict [--json] [--multi] PATH...: read the digit (or number) in each image.
 
 With --json, one JSON object per input, in input order, on stdout:
-  {"path": ..., "digit": 7, "confidence": 0.998, "probabilities": [10 floats]}
-  {"path": ..., "digit": null, "reason": "..."}            nothing to read
-  {"path": ..., "error": "..."}                           unreadable file
-With --multi, each image holds a whole number:
-  {"path": ..., "number": "4157", "digits": [{"digit": 4, "confidence": 0.99, "box": [x, y, w, h]}, ...]}
+  {"path": ..., "digit": 7, "verdict": "digit", "confidence": 0.998, "probabilities": [10 floats]}
+  {"path": ..., "digit": null, "verdict": "not_a_digit" | "not_sure", "reason": "...",
+   "closest": {"digit": 4, "confidence": 0.31}, "probabilities": [10 floats]}   no digit claimed
+  {"path": ..., "digit": null, "verdict": "empty", "reason": "..."}             nothing to read
+  {"path": ..., "error": "..."}                                                 unreadable file
+Confidences and probabilities are calibrated (see model.confidence). With --multi, each image
+holds a whole number:
+  {"path": ..., "number": "4157", "digits": [{"digit": 4, "verdict": "digit", "confidence": 0.99,
+   "box": [x, y, w, h]}, ...]}
+  {"path": ..., "number": null, "reason": "the piece at x=.., y=.. (WxH px) is not a digit: ...",
+   "digits": [... every piece, refused ones with "digit": null and "closest"]}
 Unreadable files do not stop the others; the exit code is 1 if any input
 could not be read, 2 for a usage or model error, 0 otherwise.
 """
@@ -19,7 +25,7 @@ import sys
 from pathlib import Path
 
 from model.artifacts import ModelFileError
-from model.constants import LOW_CONFIDENCE
+from model.confidence import EMPTY
 from model.images import ImageDecodeError, read_image
 from model.registry import Registry
 
@@ -41,19 +47,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _closest(reading) -> dict:
+    return {"digit": reading.closest, "confidence": round(reading.confidence, 6)}
+
+
 def _result(path: str, reading) -> dict:
-    if reading.digit is None:
-        return {"path": path, "digit": None, "reason": reading.reason}
-    return {"path": path, "digit": reading.digit, "confidence": round(reading.confidence, 6),
-            "probabilities": [round(p, 6) for p in reading.probabilities]}
+    if reading.verdict == EMPTY:
+        return {"path": path, "digit": None, "verdict": EMPTY, "reason": reading.reason}
+    result = {"path": path, "digit": reading.digit, "verdict": reading.verdict}
+    if reading.refused:
+        result.update(reason=reading.reason, closest=_closest(reading))
+    else:
+        result["confidence"] = round(reading.confidence, 6)
+    result["probabilities"] = [round(p, 6) for p in reading.probabilities]
+    return result
+
+
+def _piece(reading) -> dict:
+    piece = {"digit": reading.digit, "verdict": reading.verdict, "confidence": round(reading.confidence, 6),
+             "box": list(reading.box)}
+    if reading.refused:
+        piece["closest"] = _closest(reading)
+    return piece
 
 
 def _number_result(path: str, reading) -> dict:
+    result = {"path": path, "number": reading.number, "digits": [_piece(d) for d in reading.digits]}
     if reading.number is None:
-        return {"path": path, "number": None, "digits": [], "reason": reading.reason}
-    return {"path": path, "number": reading.number,
-            "digits": [{"digit": d.digit, "confidence": round(d.confidence, 6), "box": list(d.box)}
-                       for d in reading.digits]}
+        result["reason"] = reading.reason
+    return result
 
 
 def _line(result: dict) -> str:
@@ -61,16 +83,15 @@ def _line(result: dict) -> str:
         return f"{result['path']}: error: {result['error']}"
     if "number" in result:
         if result["number"] is None:
-            return f"{result['path']}: no number ({result['reason']})"
+            guess = "".join(str(d.get("closest", d)["digit"]) for d in result["digits"])
+            return f"{result['path']}: no number ({result['reason']})" + (f"; closest guess {guess}" if guess else "")
         confidence = min(d["confidence"] for d in result["digits"])
-        return f"{result['path']}: {result['number']} (least certain digit {confidence:.1%}{_unsure(confidence)})"
+        return f"{result['path']}: {result['number']} (least certain digit {confidence:.1%})"
     if result["digit"] is None:
-        return f"{result['path']}: no digit ({result['reason']})"
-    return f"{result['path']}: {result['digit']} ({result['confidence']:.1%}{_unsure(result['confidence'])})"
-
-
-def _unsure(confidence: float) -> str:
-    return ", low confidence" if confidence < LOW_CONFIDENCE else ""
+        closest = result.get("closest")
+        guess = f"; closest guess {closest['digit']} at {closest['confidence']:.1%}" if closest else ""
+        return f"{result['path']}: no digit ({result['reason']}{guess})"
+    return f"{result['path']}: {result['digit']} ({result['confidence']:.1%})"
 
 
 def run(paths: list[str], recognizer, as_json: bool, out=None, multi: bool = False) -> int:

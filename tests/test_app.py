@@ -55,6 +55,44 @@ def _predictions(at):
     return [m.value for m in at.metric if m.label == "Prediction"]
 
 
+def _confidences(at):
+    """What the page says of its reading: the digit and its confidence, or the refusal and the closest guess."""
+    return ([m.value for m in at.metric if m.label == "Prediction"]
+            + [md.value for md in at.markdown if md.value.startswith("Confidence")]
+            + [c.value for c in at.caption if c.value.startswith("Closest guess")])
+
+
+def _shown(reading):
+    """What the page should say of a reading (see _confidences)."""
+    from model.confidence import VERDICT_LABELS
+
+    if reading.refused:
+        return [VERDICT_LABELS[reading.verdict], f"Closest guess: {reading.closest} ({reading.confidence:.0%})"]
+    return [str(reading.digit), f"Confidence: **{reading.confidence:.1%}**"]
+
+
+def test_a_refused_reading_is_called_so_with_the_closest_guess(canvas, stand_in_model):
+    """With a model that claims nothing (untrained), the page says so on the metric, names the closest
+    guess in small type, explains the percentage, and offers no "Right" to confirm."""
+    from bench import styles, synth
+    from model.confidence import VERDICT_LABELS
+    from model.inference import Recognizer
+    from model.registry import Registry
+
+    canvas.image = synth.canvas_style(styles.canvas_drawing(styles.ISSUE_TABLE["smiley"], pen=14), "white_on_black")
+    registry = Registry()
+    registry.activate(registry.add(stand_in_model).version)
+    reading = Recognizer(registry.active().path).read(canvas.image)
+    assert reading.refused
+    at = _app().run()
+    assert not at.exception
+    assert _predictions(at) == [VERDICT_LABELS[reading.verdict]] and _confidences(at) == _shown(reading)
+    assert any(reading.reason in warning.value.lower() for warning in at.warning)
+    assert at.metric[0].help and "calibrated" in at.metric[0].help  # what the percentage means
+    assert not [b for b in at.button if b.label == "Right"]  # nothing claimed, nothing to confirm
+    assert len(at.get("vega_lite_chart")) == 1 and any("What the model saw" in c for i in at.image for c in i.captions)
+
+
 def test_empty_canvas_shows_a_hint_and_no_digit(canvas):
     at = _app().run()
     assert not at.exception
@@ -263,22 +301,20 @@ def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist
     version = registry.add(stand_in_model).version
     untrained = Recognizer(registry.get(version).path).read(canvas.image)
     sessions = [_app().run(), _app().run()]
-    confidences = lambda at: [md.value for md in at.markdown if md.value.startswith("Confidence")]  # noqa: E731
-    shipped_answer = confidences(sessions[0])
-    assert shipped_answer == confidences(sessions[1]) and _predictions(sessions[0]) == [str(y[35])]
+    shipped_answer = _confidences(sessions[0])
+    assert shipped_answer == _confidences(sessions[1]) and _predictions(sessions[0]) == [str(y[35])]
 
     assert models_cli(["activate", version]) == 0  # from the command line, while both sessions are open
     for at in sessions:
         at.run()
         assert version in " ".join(md.value for md in at.sidebar.markdown)
-        assert _predictions(at) == [str(untrained.digit)]
-        assert confidences(at) == [f"Confidence: **{untrained.confidence:.1%}**"]
+        assert _confidences(at) == _shown(untrained), "every session reads with the activated model"
 
     sessions[0].sidebar.button(key="version_rollback").click().run()  # from one session's sidebar
     for at in sessions:
         at.run()
         assert "shipped" in " ".join(md.value for md in at.sidebar.markdown)
-        assert confidences(at) == shipped_answer
+        assert _confidences(at) == shipped_answer
 
 
 def test_versions_are_compared_side_by_side_in_a_dialog(canvas, stand_in_model):

@@ -67,5 +67,6 @@ def test_multi_command_output(recognizer, mnist_sample, tmp_path):
     assert first["path"] == str(path) and first["number"] == "1234"
     assert [d["digit"] for d in first["digits"]] == [1, 2, 3, 4]
     for digit in first["digits"]:
-        assert set(digit) == {"digit", "confidence", "box"} and len(digit["box"]) == 4 and 0 < digit["confidence"] <= 1
+        assert set(digit) == {"digit", "verdict", "confidence", "box"} and len(digit["box"]) == 4
+        assert digit["verdict"] == "digit" and 0 < digit["confidence"] <= 1
     assert second == {"path": str(blank), "number": None, "digits": [], "reason": second["reason"]} and second["reason"]

@@ -67,7 +67,7 @@ def test_reads_every_variant_of_mnist_test_digits(inputs, recognizer):
     assert code == 0 and [r["path"] for r in results] == paths
     by_kind = {}
     for (path, label, kind), result in zip(inputs["cases"], results):
-        assert set(result) == {"path", "digit", "confidence", "probabilities"}
+        assert set(result) == {"path", "digit", "verdict", "confidence", "probabilities"} and result["verdict"] == "digit"
         assert len(result["probabilities"]) == 10 and abs(sum(result["probabilities"]) - 1) < 1e-3
         assert result["confidence"] == pytest.approx(max(result["probabilities"]), abs=1e-6)
         by_kind.setdefault(kind, []).append(result["digit"] == label)
@@ -82,6 +82,7 @@ def test_blank_inputs_give_no_digit_with_a_reason(inputs, recognizer):
     assert code == 0
     for result in results:
         assert result["digit"] is None and result["reason"] and "confidence" not in result
+        assert result["verdict"] == "empty" and "probabilities" not in result and "closest" not in result
 
 
 def test_unreadable_files_are_reported_and_the_rest_still_read(inputs, recognizer):

@@ -79,10 +79,11 @@ class RandomDistortion(keras.layers.Layer):
     samples them once.
     """
 
-    def __init__(self, rotation_degrees=10.0, zoom=0.1, shift=0.1, shear=0.1, elastic=0.0, seed=None, **kwargs):
+    def __init__(self, rotation_degrees=10.0, zoom=0.1, shift=0.1, shear=0.1, elastic=0.0, seed=None, aspect=0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.rotation_degrees, self.zoom, self.shift, self.shear = rotation_degrees, zoom, shift, shear
-        self.elastic, self.seed = elastic, seed
+        self.elastic, self.seed, self.aspect = elastic, seed, aspect
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def _uniform(self, shape, limit):
@@ -101,7 +102,9 @@ class RandomDistortion(keras.layers.Layer):
         cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
         # Output pixel p samples input pixel A (p - c - t) + c, A = R(-angle) Shear / scale.
         ys, xs = ops.meshgrid(ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"), indexing="ij")
-        dx = xs[None] - (width - 1) / 2.0 - shift_x
+        # Squeezed or stretched sideways (a narrow hand, a scan scaled to fill its box): x is divided by this.
+        widen = ops.exp(self._uniform((batch, 1, 1), self.aspect)) if self.aspect > 0 else 1.0
+        dx = (xs[None] - (width - 1) / 2.0 - shift_x) / widen
         dy = ys[None] - (height - 1) / 2.0 - shift_y
         source_x = cos * dx + (sin + cos * shear) * dy + (width - 1) / 2.0
         source_y = -sin * dx + (cos - sin * shear) * dy + (height - 1) / 2.0
@@ -118,7 +121,8 @@ class RandomDistortion(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rotation_degrees": self.rotation_degrees, "zoom": self.zoom,
-                "shift": self.shift, "shear": self.shear, "elastic": self.elastic, "seed": self.seed}
+                "shift": self.shift, "shear": self.shear, "elastic": self.elastic, "seed": self.seed,
+                "aspect": self.aspect}
 
 
 @keras.saving.register_keras_serializable(package="digits")
@@ -153,12 +157,12 @@ class RandomBlur(keras.layers.Layer):
 
 
 def build_augmenter(rotation_degrees: float, shift: float, zoom: float, stroke: float, seed: int,
-                    shear: float = 0.1, elastic: float = 0.0, blur: float = 0.0) -> keras.Sequential:
+                    shear: float = 0.1, elastic: float = 0.0, blur: float = 0.0, aspect: float = 0.0) -> keras.Sequential:
     """Pen-width, geometric, elastic and blur augmentation for uint8-valued 28x28x1 batches."""
     return keras.Sequential(
         [
             RandomStrokeWidth(stroke, seed=seed),
-            RandomDistortion(rotation_degrees, zoom, shift, shear, elastic, seed=seed + 1),
+            RandomDistortion(rotation_degrees, zoom, shift, shear, elastic, seed=seed + 1, aspect=aspect),
             RandomBlur(blur, seed=seed + 2),
         ],
         name="augmentation",

@@ -19,7 +19,7 @@ LR_SCHEDULES = ("cosine", "exponential", "constant")
 class TrainConfig:
     architecture: str = DEFAULT_ARCHITECTURE
     data: tuple[str, ...] = ("mnist",)
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 256
     learning_rate: float = 2e-3
     lr_schedule: str = "cosine"
@@ -32,6 +32,10 @@ class TrainConfig:
     stroke: float = 0.4  # pen-width change, see RandomStrokeWidth
     elastic: float = 1.0  # largest elastic displacement in pixels, see RandomDistortion
     blur: float = 0.3  # largest blend towards a 1 px Gaussian blur, see RandomBlur
+    aspect: float = 0.3  # random squeeze or stretch sideways: width times exp(+-aspect)
+    # Added to the training data (training.glyphs), per 55,000 real training images (fewer for a smaller set):
+    generated_digits: int = 10000  # digits in styles MNIST lacks
+    non_digits: int = 20000  # things that are not digits, trained towards "no digit is likely"
     mixed_precision: bool = False  # bfloat16 compute where the CPU supports it
     strategy: str = "none"  # see training.distribute
     cpu_devices: int = 1  # split the CPU into this many logical devices (to try `mirrored` without GPUs)
@@ -73,6 +77,8 @@ class TrainConfig:
             problems.append("learning_rate must be positive")
         if not 0 <= self.blur <= 1 or not 0 <= self.stroke <= 1:
             problems.append("blur and stroke must be between 0 and 1")
+        if self.generated_digits < 0 or self.non_digits < 0 or self.aspect < 0:
+            problems.append("generated_digits, non_digits and aspect must be 0 (off) or positive")
         if self.elastic < 0:
             problems.append("elastic must be 0 (off) or a positive number of pixels")
         if self.feedback_mode not in FEEDBACK_MODES:
@@ -135,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--elastic", type=float, default=defaults.elastic,
                         help="random elastic distortion, largest displacement in pixels (0: off)")
     parser.add_argument("--blur", type=float, default=defaults.blur, help="random blur, 0 (off) to 1 (sigma 1 px)")
+    parser.add_argument("--aspect", type=float, default=defaults.aspect,
+                        help="random squeeze or stretch sideways: width times exp(+-ASPECT) (0: off)")
+    parser.add_argument("--generated-digits", type=int, default=defaults.generated_digits,
+                        help="generated digits in styles MNIST lacks (continental 1, 4, 7, 9; fat pens; small scans), "
+                             "per 55,000 training images")
+    parser.add_argument("--non-digits", type=int, default=defaults.non_digits,
+                        help="generated non-digits (letters, symbols, shapes, doodles) taught as 'no digit', "
+                             "per 55,000 training images (0: off)")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="compute in bfloat16 where the CPU supports it (a fine-tune keeps its base model's precision)")
     scale = parser.add_argument_group("scale: several devices or machines, streamed data (see the README)")

@@ -28,6 +28,7 @@ from model.constants import INPUT_SIZE, NUM_CLASSES  # noqa: E402
 from model.lite import convert  # noqa: E402
 from model.registry import Registry  # noqa: E402
 from training.augment import build_augmenter  # noqa: E402
+from training.calibrate import calibrate, held_out_sets  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.corrections import default_store_path  # noqa: E402
 from training.data import Dataset, Split, load_datasets  # noqa: E402
@@ -35,11 +36,14 @@ from training.distribute import (WorkerLostError, backup_callback, backup_dir_fo
                                   is_chief, make_strategy, prepare_backup, replicas, scaled_learning_rate,
                                   sharded_options)
 from training.feedback import load_corrections, mix, replay_subset  # noqa: E402
+from training.glyphs import NOT_A_DIGIT, generated_digits, generated_non_digits  # noqa: E402
 from training.progress import ProgressFile  # noqa: E402
 from training.reports import plot_curves  # noqa: E402
 from training.shards import ShardError, ShardSet  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+GENERATED_PER_TRAINING_SET = 55_000  # --generated-digits and --non-digits are counts for this many real images
 
 
 def library_versions() -> dict:
@@ -84,12 +88,41 @@ def _tf_pipeline(source, config: TrainConfig, augmenter=None, shuffle: bool = Fa
     if shuffle:
         data = data.shuffle(buffer, seed=config.seed, reshuffle_each_iteration=True)
     data = data.batch(batch_size or config.batch_size)
-    # int32 labels: the multi-worker strategy's collectives take no uint8
-    data = data.map(lambda x, y, *rest: (tf.cast(x, tf.float32), tf.cast(y, tf.int32), *rest),
+    data = data.map(lambda x, y, *rest: (tf.cast(x, tf.float32), training_targets(y), *rest),
                     num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
         data = data.map(lambda x, *rest: (augmenter(x, training=True), *rest), num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE).with_options(sharded_options(tf))
+
+
+def training_targets(labels):
+    """Labels -> the distributions the model learns: one-hot for a digit, uniform for NOT_A_DIGIT.
+
+    Outlier exposure (Hendrycks et al., 2019): a non-digit teaches "no digit is likelier than
+    another", so the model's top probability stays low on things that are not digits.
+    """
+    labels = tf.cast(labels, tf.int32)
+    one_hot = tf.one_hot(tf.minimum(labels, NUM_CLASSES - 1), NUM_CLASSES)
+    uniform = tf.fill(tf.shape(one_hot), 1.0 / NUM_CLASSES)
+    return tf.where((labels == NOT_A_DIGIT)[:, None], uniform, one_hot)
+
+
+def with_generated(train: Split, config: TrainConfig) -> Split:
+    """The training split plus generated styled digits and non-digits (training.glyphs), seeded.
+
+    The configured counts are for a training set of MNIST's size; a smaller one (a fine-tune's
+    replay, a test's toy data) gets proportionally fewer, and --limit caps them for smoke runs."""
+    share = min(1.0, len(train) / GENERATED_PER_TRAINING_SET)
+    counts = [round(count * share) for count in (config.generated_digits, config.non_digits)]
+    if config.limit is not None:
+        counts = [min(count, config.limit) for count in counts]
+    rng = np.random.default_rng(config.seed)
+    digits, digit_labels = generated_digits(counts[0], rng)
+    others = generated_non_digits(counts[1], rng, (train.x, train.y))
+    x = np.concatenate([train.x, digits.reshape(-1, INPUT_SIZE, INPUT_SIZE), others.reshape(-1, INPUT_SIZE, INPUT_SIZE)])
+    y = np.concatenate([train.y, digit_labels, np.full(len(others), NOT_A_DIGIT, np.uint8)])
+    log.info("Generated %d styled digits and %d non-digits", counts[0], counts[1])
+    return Split(x, y)
 
 
 def _peak_learning_rate(config: TrainConfig, replica_count: int) -> float:
@@ -153,6 +186,18 @@ def evaluate_stream(model, examples, batch_size: int = 1024) -> dict:
     return _scores(*(np.concatenate(part) for part in (labels, predicted, losses)))
 
 
+def _probabilities(model, images: np.ndarray) -> np.ndarray:
+    return model.predict(images[..., None].astype(np.float32), batch_size=1024, verbose=0)
+
+
+def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
+    """A Split's arrays, or a stream of (image, label) gathered into arrays (a validation set is small)."""
+    if isinstance(data, Split):
+        return data.x, data.y
+    pairs = list(data.as_numpy_iterator())
+    return np.stack([x for x, _ in pairs]).reshape(-1, INPUT_SIZE, INPUT_SIZE), np.array([y for _, y in pairs])
+
+
 def evaluate(model, data) -> dict:
     """Metrics of one evaluation set: a Split in memory or a stream of examples."""
     return evaluate_split(model, data) if isinstance(data, Split) else evaluate_stream(model, data)
@@ -191,6 +236,7 @@ def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInpu
     evaluation = {("test_mnist" if name == "mnist" else f"test_{name}"): split for name, split in tests.items()}
     if config.fine_tune:
         train_split = replay_subset(train_split, config.replay, config.seed)
+    train_split = with_generated(train_split, config)
     weights, feedback = None, None
     if config.feedback:
         corrections, held, samples = load_corrections(config.corrections, config.feedback_holdout, config.seed)
@@ -309,12 +355,12 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
             with _precision(config.mixed_precision):
                 model = build_model(config.architecture)
         model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps, replica_count)),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                      loss="categorical_crossentropy", metrics=["accuracy"])  # targets: training_targets()
     if feedback:
         extra["feedback"] = feedback
 
     augmenter = build_augmenter(config.rotation_degrees, config.shift, config.zoom, config.stroke, config.seed,
-                                elastic=config.elastic, blur=config.blur)
+                                elastic=config.elastic, blur=config.blur, aspect=config.aspect)
     train_data = _tf_pipeline(inputs.train, config, augmenter, shuffle=True, weights=inputs.weights,
                               batch_size=global_batch)
     validation_data = _tf_pipeline(inputs.validation, config, batch_size=global_batch)
@@ -361,8 +407,12 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         if "test_mnist" in metrics and len(inputs.datasets) > 1:
             metrics["test_mnist"]["note"] = ("trained with EMNIST, which shares NIST writers with MNIST: "
                                              "the MNIST test figure may be optimistic")
+        diagram = work / companion_path(output, "reliability.png").name
+        extra["calibration"] = calibrate(lambda x: _probabilities(model, x),
+                                         held_out_sets(*_arrays(inputs.validation), config.seed), diagram)
         sidecar = _save(model, output, work, config, inputs, history, timer.seconds, train_seconds,
                         data_seconds, metrics, extra)
+        os.replace(diagram, companion_path(output, "reliability.png"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     plot_curves(history, companion_path(output, "curves.png"))

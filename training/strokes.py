@@ -1,7 +1,9 @@
-"""Turn an MNIST image into pen strokes, so a browser test can redraw it with the mouse.
+"""Turn a drawing (an MNIST digit, a printed glyph) into pen strokes.
 
-The digit is thinned to a one-pixel skeleton (Zhang-Suen), and the skeleton
-is walked into polylines: each polyline is one press-move-release of the mouse.
+The ink is thinned to a one-pixel skeleton (Zhang-Suen), and the skeleton is
+walked into polylines: each polyline is one press-move-release of a pen. A
+browser test redraws digits with the mouse this way, and training.glyphs
+redraws printed characters of other scripts as handwriting.
 """
 
 from __future__ import annotations

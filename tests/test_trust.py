@@ -1,0 +1,162 @@
+"""Trust beyond MNIST: "not a digit", "not sure", and confidence that means what it says."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench import styles, synth
+from model.confidence import (DIGIT, NOT_A_DIGIT, NOT_SURE, Calibration, calibrated, expected_calibration_error,
+                              refusal_reason, verdict)
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def test_temperature_one_changes_nothing_and_a_higher_one_softens():
+    probabilities = np.array([[0.7, 0.2, 0.1] + [0.0] * 7])
+    assert np.allclose(calibrated(probabilities, 1.0), probabilities)
+    softer = calibrated(probabilities, 2.0)
+    assert np.isclose(softer.sum(), 1.0) and softer[0, 0] < 0.7 and softer.argmax() == 0
+    sharper = calibrated(probabilities, 0.5)
+    assert sharper[0, 0] > 0.7
+
+
+def test_verdict_tells_a_sure_digit_an_ambiguous_one_and_a_non_digit_apart():
+    sure = np.array([0.95, 0.05] + [0.0] * 8)
+    ambiguous = np.array([0.5, 0.45, 0.05] + [0.0] * 7)
+    spread = np.full(10, 0.1)
+    assert verdict(sure, 0.6) == DIGIT
+    assert verdict(ambiguous, 0.6) == NOT_SURE and refusal_reason(NOT_SURE, ambiguous) == "not sure: it could be 0 or 1"
+    assert verdict(spread, 0.6) == NOT_A_DIGIT and refusal_reason(NOT_A_DIGIT, spread).startswith("not a digit")
+
+
+def test_calibration_is_read_from_the_sidecar_with_defaults_for_old_models():
+    assert Calibration.from_sidecar({}) == Calibration()
+    assert Calibration.from_sidecar({"calibration": {"temperature": 1.5, "threshold": 0.4}}) == Calibration(1.5, 0.4)
+
+
+def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy_and_large_when_not():
+    rng = np.random.default_rng(0)
+    confidences = rng.uniform(0.5, 1.0, 200_000)
+    honest = rng.random(200_000) < confidences
+    assert expected_calibration_error(confidences, honest) < 0.01
+    assert expected_calibration_error(np.full(1000, 0.99), np.arange(1000) < 700) == pytest.approx(0.29)
+
+
+def test_fitted_temperature_undoes_a_known_overconfidence():
+    from training.calibrate import fit_temperature
+
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2.0, (20_000, 10))
+    truth = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = np.array([rng.choice(10, p=p) for p in truth])
+    overconfident = calibrated(truth, 1 / 2.5)  # as if the logits had been multiplied by 2.5
+    assert fit_temperature(overconfident, labels) == pytest.approx(2.5, rel=0.1)
+
+
+def test_threshold_refuses_at_most_the_budget():
+    from training.calibrate import choose_threshold
+
+    top = np.linspace(0.0, 1.0, 10_001)[1:]
+    threshold = choose_threshold(top, budget=0.01)
+    assert np.mean(top < threshold) <= 0.01 and np.mean(top < threshold) > 0.009
+
+
+# --------------------------------------------------------------------------- generated data
+
+
+def test_generated_data_is_seeded_balanced_and_framed():
+    from training.glyphs import generated_digits, generated_non_digits
+
+    first, labels = generated_digits(50, np.random.default_rng(3))
+    again, _ = generated_digits(50, np.random.default_rng(3))
+    assert first.shape == (50, 28, 28) and first.dtype == np.uint8 and np.array_equal(first, again)
+    assert np.bincount(labels, minlength=10).tolist() == [5] * 10
+    others = generated_non_digits(40, np.random.default_rng(4))
+    assert others.shape == (40, 28, 28) and all(image.max() > 128 for image in others)
+
+
+def test_no_generated_non_digit_is_a_lone_upright_stroke():
+    from training.glyphs import MIN_NON_DIGIT_ASPECT, NON_DIGIT_KINDS, _aspect, non_digit
+
+    rng = np.random.default_rng(5)
+    mnist = (np.zeros((10, 28, 28), np.uint8), np.arange(10))
+    mnist[0][:, 4:24, 12:16] = 255  # every "MNIST digit" here is an upright bar: turned, it is a dash
+    for kind in NON_DIGIT_KINDS:
+        for _ in range(20):
+            assert _aspect(non_digit(kind, rng, mnist)) >= MIN_NON_DIGIT_ASPECT
+
+
+def test_non_digits_are_trained_towards_every_digit_equally_likely():
+    from training.train import training_targets
+
+    targets = np.asarray(training_targets(np.array([3, 10], np.uint8)))
+    assert targets[0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+    assert np.allclose(targets[1], 0.1)
+
+
+# --------------------------------------------------------------------------- the shipped model
+
+
+def test_mnist_digits_on_the_canvas_are_still_read(recognizer, mnist_sample):
+    x, y = mnist_sample
+    readings = recognizer.read_many([synth.canvas_style(np.kron(image, np.ones((10, 10), np.uint8)), "white_on_black")
+                                     for image in x])
+    assert sum(r.digit == label for r, label in zip(readings, y)) >= 49
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _refusing(stand_in_model):
+    """A real model that claims nothing: untrained, every top probability is far below its threshold.
+    The contract of a refusal is tested with it; what the shipped model refuses is measured in bench/trust.py."""
+    from model.inference import Recognizer
+
+    return Recognizer(stand_in_model)
+
+
+def test_the_command_says_no_digit_with_the_closest_guess(stand_in_model, tmp_path):
+    from model.predict import run
+
+    recognizer = _refusing(stand_in_model)
+    path = tmp_path / "a.png"
+    path.write_bytes(_png(synth.canvas_style(styles.canvas_drawing(styles.ISSUE_TABLE["capital A"], pen=14),
+                                             "black_on_white")))
+    out = io.StringIO()
+    assert run([str(path)], recognizer, True, out) == 0
+    result = json.loads(out.getvalue())
+    assert result["digit"] is None and result["verdict"] in (NOT_A_DIGIT, NOT_SURE)
+    assert result["reason"].startswith("not a digit" if result["verdict"] == NOT_A_DIGIT else "not sure")
+    assert set(result) == {"path", "digit", "verdict", "reason", "closest", "probabilities"}
+    assert result["closest"]["digit"] == int(np.argmax(result["probabilities"]))
+    assert result["closest"]["confidence"] == pytest.approx(max(result["probabilities"]), abs=1e-6)
+    out = io.StringIO()
+    run([str(path)], recognizer, False, out)
+    assert f"no digit ({result['reason']}; closest guess {result['closest']['digit']}" in out.getvalue()
+
+
+def test_a_number_with_a_refused_piece_is_not_claimed_and_the_piece_is_named(stand_in_model, mnist_sample, tmp_path):
+    from model.predict import run
+
+    x, _ = mnist_sample
+    strip = np.zeros((170, 420), np.uint8)
+    strip[:168, 20:188] = np.kron(x[5], np.ones((6, 6), np.uint8))
+    strip[:168, 230:398] = np.kron(x[10], np.ones((6, 6), np.uint8))
+    path = tmp_path / "number.png"
+    path.write_bytes(_png(255 - strip))
+    out = io.StringIO()
+    run([str(path)], _refusing(stand_in_model), True, out, multi=True)
+    result = json.loads(out.getvalue())
+    assert result["number"] is None and len(result["digits"]) == 2, result
+    first = result["digits"][0]
+    x0, y0, w, h = first["box"]
+    assert f"the piece at x={x0}, y={y0} ({w}x{h} px)" in result["reason"] and 20 <= x0 < 188  # the first digit
+    assert all(d["digit"] is None and d["verdict"] in (NOT_A_DIGIT, NOT_SURE) and "closest" in d
+               for d in result["digits"])
