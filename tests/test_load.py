@@ -159,5 +159,6 @@ def test_twenty_sessions_draw_and_upload_for_two_minutes_during_a_retrain(tmp_pa
           f"wrong {len(wrong)} {wrong[:5]}, errors {errors}; "
           f"training still running at the end: {training_still_running}")
     assert errors == 0
-    assert wrong == []
-    assert len(times) >= SESSIONS * 2 and not training_failed
+    assert wrong == []  # every input sent got its right answer: one unanswered by the end is listed here too
+    # Every session was served (no throughput is asked: a busy machine answers fewer, issue 15).
+    assert len(times) >= SESSIONS and not training_failed

@@ -157,6 +157,18 @@ def test_training_writes_model_sidecar_history_and_curves(toy_model):
     assert not list(output.parent.glob(".toy-run-*")), "temporary files are cleaned up"
 
 
+def test_training_calibrates_and_can_add_generated_digits_and_non_digits(toy_model, tmp_path):
+    _, plain = toy_model
+    calibration = plain["calibration"]
+    assert calibration["temperature"] > 0 and 0 < calibration["threshold"] < 1 and 0 <= calibration["ece"] <= 1
+    assert companion_path(toy_model[0].output, "reliability.png").stat().st_size > 1000
+    # 1,000 and 2,000 per 55,000 real images: the 200 toy images get 4 and 7 more.
+    config, sidecar = _train_toy(tmp_path, generated_digits=1000, non_digits=2000, aspect=0.3)
+    assert sidecar["data"]["train"] == 200 + 4 + 7
+    assert set(sidecar["calibration"]["refused"]) == {"mnist", "generated", "non_digits"}
+    assert sidecar["config"]["non_digits"] == 2000 and sidecar["metrics"]["test_mnist"]["count"] == 60
+
+
 def test_saved_model_loads_in_safe_mode_and_checks_its_sha(toy_model, tmp_path):
     config, _ = toy_model
     model = load_model(config.output)

@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from model.constants import INPUT_SIZE
 from model.preprocess import frame_digit, preprocess
 from training.strokes import strokes_from_image
 
@@ -248,7 +249,7 @@ def generated_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, 
             images.append(model_input(degrade(font_digit(int(digit), rng), rng)))
         else:
             images.append(model_input(degrade(hershey(str(digit), rng), rng)))
-    return np.stack(images), labels.astype(np.uint8)
+    return np.stack(images) if images else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8), labels.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- non-digits
@@ -346,7 +347,8 @@ def generated_non_digits(count: int, rng: np.random.Generator,
                          mnist: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """`count` non-digits, the kinds in turn (MNIST-made ones only when MNIST images are given)."""
     kinds = [k for k in NON_DIGIT_KINDS if mnist is not None or k != "mnist_altered"]
-    return np.stack([non_digit(kinds[i % len(kinds)], rng, mnist) for i in range(count)])
+    images = [non_digit(kinds[i % len(kinds)], rng, mnist) for i in range(count)]
+    return np.stack(images) if images else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
 
 
 
