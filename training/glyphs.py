@@ -31,7 +31,7 @@ from model.constants import INPUT_SIZE
 from model.preprocess import frame_digit, preprocess
 from training.strokes import strokes_from_image
 
-NOT_A_DIGIT = 10  # the label of a non-digit in generated training data: trained towards "no digit is likely"
+NON_DIGIT_LABEL = 10  # the label of a non-digit in generated training data: trained towards "no digit is likely"
 CANVAS = 96  # strokes are drawn at this size before framing
 Stroke = list[tuple[float, float]]
 

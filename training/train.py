@@ -36,7 +36,7 @@ from training.distribute import (WorkerLostError, backup_callback, backup_dir_fo
                                   is_chief, make_strategy, prepare_backup, replicas, scaled_learning_rate,
                                   sharded_options)
 from training.feedback import load_corrections, mix, replay_subset  # noqa: E402
-from training.glyphs import NOT_A_DIGIT, generated_digits, generated_non_digits  # noqa: E402
+from training.glyphs import NON_DIGIT_LABEL, generated_digits, generated_non_digits  # noqa: E402
 from training.progress import ProgressFile  # noqa: E402
 from training.reports import plot_curves  # noqa: E402
 from training.shards import ShardError, ShardSet  # noqa: E402
@@ -96,7 +96,7 @@ def _tf_pipeline(source, config: TrainConfig, augmenter=None, shuffle: bool = Fa
 
 
 def training_targets(labels):
-    """Labels -> the distributions the model learns: one-hot for a digit, uniform for NOT_A_DIGIT.
+    """Labels -> the distributions the model learns: one-hot for a digit, uniform for NON_DIGIT_LABEL.
 
     Outlier exposure (Hendrycks et al., 2019): a non-digit teaches "no digit is likelier than
     another", so the model's top probability stays low on things that are not digits.
@@ -104,7 +104,7 @@ def training_targets(labels):
     labels = tf.cast(labels, tf.int32)
     one_hot = tf.one_hot(tf.minimum(labels, NUM_CLASSES - 1), NUM_CLASSES)
     uniform = tf.fill(tf.shape(one_hot), 1.0 / NUM_CLASSES)
-    return tf.where((labels == NOT_A_DIGIT)[:, None], uniform, one_hot)
+    return tf.where((labels == NON_DIGIT_LABEL)[:, None], uniform, one_hot)
 
 
 def with_generated(train: Split, config: TrainConfig) -> Split:
@@ -120,7 +120,7 @@ def with_generated(train: Split, config: TrainConfig) -> Split:
     digits, digit_labels = generated_digits(counts[0], rng)
     others = generated_non_digits(counts[1], rng, (train.x, train.y))
     x = np.concatenate([train.x, digits.reshape(-1, INPUT_SIZE, INPUT_SIZE), others.reshape(-1, INPUT_SIZE, INPUT_SIZE)])
-    y = np.concatenate([train.y, digit_labels, np.full(len(others), NOT_A_DIGIT, np.uint8)])
+    y = np.concatenate([train.y, digit_labels, np.full(len(others), NON_DIGIT_LABEL, np.uint8)])
     log.info("Generated %d styled digits and %d non-digits", counts[0], counts[1])
     return Split(x, y)
 
