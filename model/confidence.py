@@ -1,10 +1,11 @@
 """What a reading's confidence means, and when the answer is "not sure" or "not a digit".
 
-The model was trained with non-digits pushed towards "every digit equally
-likely" (outlier exposure), so a low top probability means the input is not
-one of 0-9 or is ambiguous between two. Its raw probabilities are then
-calibrated by temperature scaling (Guo et al., 2017), fitted on held-out data
-after training: a reading shown at 95% is right about 95% of the time.
+A low top probability means the input is not one of 0-9 or is ambiguous
+between two (a model trained with generated non-digits, --non-digits, pushes
+them towards "every digit equally likely", which makes that sharper). The raw
+probabilities are calibrated by temperature scaling (Guo et al., 2017),
+fitted on held-out data after training: a reading shown at 95% is right
+about 95% of the time.
 
 Every model's sidecar records its own temperature and refusal threshold under
 "calibration" (written by training.calibrate); a model without that entry
@@ -71,11 +72,18 @@ def refusal_reason(kind: str, probabilities: np.ndarray) -> str:
     return "not a digit: this does not look like any of 0-9"
 
 
-def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+CALIBRATION_BINS = 15  # equal-width confidence bins, for the ECE and the reliability diagram
+
+
+def confidence_bins(confidences: np.ndarray, bins: int = CALIBRATION_BINS) -> np.ndarray:
+    """Which of `bins` equal-width bins over [0, 1] each confidence falls in."""
+    return np.clip(np.digitize(confidences, np.linspace(0.0, 1.0, bins + 1)[1:-1]), 0, bins - 1)
+
+
+def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
     """ECE: the gap between confidence and accuracy, averaged over equal-width confidence bins."""
     confidences, correct = np.asarray(confidences, np.float64), np.asarray(correct, np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(confidences, edges[1:-1]), 0, bins - 1)
+    which = confidence_bins(confidences, bins)
     total = 0.0
     for b in range(bins):
         inside = which == b

@@ -116,8 +116,8 @@ class Recognizer:
         if refused:
             piece = refused[0]
             x, y, w, h = piece.box
-            what = "is not a digit" if piece.verdict == NOT_A_DIGIT else "could be {} or {}".format(
-                *(digit for digit, _ in piece.top(2)))
+            (first, _), (second, _) = piece.top(2)
+            what = "is not a digit" if piece.verdict == NOT_A_DIGIT else f"could be {first} or {second}"
             return NumberReading(None, digits, f"the piece at x={x}, y={y} ({w}x{h} px) {what}")
         return NumberReading("".join(str(d.digit) for d in digits), digits)
 

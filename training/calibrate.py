@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.confidence import DIGIT, calibrated, expected_calibration_error, verdict
+from model.confidence import (CALIBRATION_BINS, DIGIT, calibrated, confidence_bins, expected_calibration_error,
+                              verdict)
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ def reliability_diagram(confidences: np.ndarray, correct: np.ndarray, path: Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bins = 15
+    bins = CALIBRATION_BINS
     edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidences, edges[1:-1]), 0, bins - 1)
+    which = confidence_bins(confidences, bins)
     used = [b for b in range(bins) if (which == b).any()]
     figure, axis = plt.subplots(figsize=(4.5, 4.5), dpi=100)
     axis.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
