@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import sqlite3
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -23,7 +25,10 @@ from model.architectures import ARCHITECTURES
 from model.artifacts import ModelFileError
 from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, encode_png
 from model.confidence import EMPTY, MEANING, VERDICT_LABELS
+from model.explain import explain, overlay, overlay_on_image
 from model.inference import NumberReading, Reading, Recognizer
+from model.predict import number_json
+from model.predict import reading_json as predict_json
 from model.registry import PROMOTION_MARGIN, SHIPPED_VERSION, ModelVersion, Registry, worse_by
 from training.corrections import RAW_MAX_SIDE, CorrectionStore
 from training.config import TrainConfig
@@ -33,7 +38,10 @@ from training.jobs import PRESETS, JobState, TrainingAlreadyRunning, TrainingJob
 from training.models import metric_rows, summary
 
 CANVAS_SIZE = 280  # 10x MNIST's 28 px, so a mouse can draw comfortably
+PEN_WIDTH = 18
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # the gallery, written by examples/make_examples.py
 ZOOM = 5  # the 28x28 model input is shown at 140x140, nearest-neighbour
+WHY_WIDTH = 200  # the "why" map over the user's own input
 READ_MODES = ("Auto", "One digit", "Whole number")
 RECENT_CORRECTIONS = 24
 TRAINING_DEFAULTS = TrainConfig()
@@ -92,6 +100,16 @@ def active_recognizer(registry: Registry) -> tuple[Recognizer, ModelVersion]:
 
 # --------------------------------------------------------------------------- main area
 
+# On a phone the columns stack: a smaller title and less padding keep the canvas and the answer
+# under it on one screen. Nothing changes above Streamlit's own phone breakpoint (640 px).
+PHONE_STYLE = """<style>
+@media (max-width: 640px) {
+  [data-testid="stMainBlockContainer"] { padding-top: 4rem; padding-bottom: 2rem; }
+  [data-testid="stMainBlockContainer"] h1 { font-size: 1.5rem; padding: 0 0 0.25rem 0; }
+  [data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] { font-size: 1.8rem; }
+}
+</style>"""
+
 
 def read_mode() -> str:
     return st.radio("Read", READ_MODES, horizontal=True, key="read_mode",
@@ -108,23 +126,40 @@ def read(recognizer: Recognizer, image: np.ndarray | None, mode: str) -> Reading
     return recognizer.read_auto(image)
 
 
+def _edit_canvas(undo: bool) -> None:
+    """Undo the last stroke, or clear: the canvas redraws from `initial_drawing`, which must change to be
+    reloaded, hence the count. (The canvas's own toolbar shows on hover only: a touch screen has none.)"""
+    edit = st.session_state.get("canvas_edit", {"objects": [], "edit": 0})
+    objects = st.session_state.get("canvas_objects", []) if undo else []
+    st.session_state["canvas_edit"] = {"objects": objects[:-1] if undo else [], "edit": edit["edit"] + 1}
+
+
 def canvas_input() -> np.ndarray | None:
-    pen = st.slider("Pen width", min_value=4, max_value=40, value=18, key="pen_width")
+    pen = st.session_state.get("pen_width", PEN_WIDTH)
     drawing = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
-                        width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw",
-                        update_streamlit=True, return_image_data=True, key="canvas")
-    st.caption("Draw a digit, or a number. Clear and undo are in the canvas toolbar.")
+                        width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw", update_streamlit=True,
+                        return_image_data=True, initial_drawing=st.session_state.get("canvas_edit"), key="canvas")
+    st.session_state["canvas_objects"] = (drawing.json_data or {}).get("objects", [])
+    with st.container(horizontal=True, key="canvas_tools"):
+        st.button("Undo", key="canvas_undo", icon=":material/undo:", on_click=_edit_canvas, args=(True,))
+        st.button("Clear", key="canvas_clear", icon=":material/delete:", on_click=_edit_canvas, args=(False,))
     return drawing.image_data
 
 
 @st.fragment
 def draw_panel(recognizer: Recognizer, mode: str, target: FeedbackTarget) -> None:
-    """Canvas and result together: a stroke reruns only this part of the page."""
-    canvas_column, result_column = st.columns([1, 2])
+    """Canvas, answer and details: a stroke reruns only this part of the page.
+
+    The answer sits right under the canvas, so on a phone (where the columns stack) it is on
+    screen after every stroke; the details follow."""
+    canvas_column, details_column = st.columns([1, 2])
     with canvas_column:
         drawing = canvas_input()
-    with result_column:
-        show_result(read(recognizer, drawing, mode), drawing, "Draw a digit on the black canvas.", target)
+        result = read(recognizer, drawing, mode)
+        show_answer(result, "Draw a digit on the black canvas.")
+        st.slider("Pen width", min_value=4, max_value=40, value=PEN_WIDTH, key="pen_width")
+    with details_column:
+        show_details(result, drawing, recognizer, "canvas", "canvas", target)
 
 
 def upload_input() -> tuple[bytes, str] | None:
@@ -136,6 +171,19 @@ def upload_input() -> tuple[bytes, str] | None:
 def camera_input() -> tuple[bytes, str] | None:
     photo = st.camera_input("Take a photo of a digit on paper", key="camera")
     return (photo.getvalue(), "camera photo") if photo is not None else None
+
+
+def example_input() -> tuple[bytes, str] | None:
+    """The gallery: one click sends an example file down the upload's path."""
+    gallery = json.loads((EXAMPLES / "gallery.json").read_text())
+    with st.container(horizontal=True, key="examples_gallery"):
+        for index, example in enumerate(gallery):
+            with st.container(width=120, horizontal_alignment="center"):
+                st.image(str(EXAMPLES / example["file"]), width=96)
+                st.button(example["caption"], key=f"example_{index}", width="stretch",
+                          on_click=st.session_state.__setitem__, args=("example", example["file"]))
+    chosen = st.session_state.get("example")
+    return ((EXAMPLES / chosen).read_bytes(), chosen) if chosen else None
 
 
 def decoded(file: tuple[bytes, str] | None) -> np.ndarray | None:
@@ -170,47 +218,79 @@ def probability_chart(reading: Reading) -> dict:
     }
 
 
-def show_reading(reading: Reading) -> None:
-    digit_column, seen_column = st.columns(2)
-    with digit_column:
-        if reading.refused:
-            st.metric("Prediction", VERDICT_LABELS[reading.verdict], help=MEANING)
-            st.warning(reading.reason.capitalize() + ".")
-            st.caption(f"Closest guess: {reading.closest} ({reading.confidence:.0%})")
-        else:
-            st.metric("Prediction", reading.digit, help=MEANING)
-            st.write(f"Confidence: **{reading.confidence:.1%}**")
-    with seen_column:
-        st.image(zoomed(reading.model_input), caption="What the model saw (28x28)", width=28 * ZOOM, clamp=True)
-    st.vega_lite_chart(probability_chart(reading), width="stretch")
-
-
-def show_number(number: NumberReading, image: np.ndarray) -> None:
-    if number.number is None:  # a piece is not a digit, or not surely one: no number is claimed
-        st.metric("Number", "Not read", help=MEANING)
-        st.warning(number.reason.capitalize() + ".")
-        st.caption("Closest guess: " + "".join(str(d.closest) for d in number.digits))
-    else:
-        st.metric("Number", number.number, help=MEANING)
-    st.image(draw_readings(image, number.digits), caption="Each digit as read", width="stretch")
-    st.image([zoomed(d.model_input) for d in number.digits], width=28 * 3,
-             caption=[f"{d.closest if d.digit is None else d.digit} ({d.confidence:.0%})" for d in number.digits],
-             clamp=True)
-    st.caption("What the model saw (28x28 each)")
-
-
-def show_result(result: Reading | NumberReading | None, image: np.ndarray | None, empty_hint: str,
-                target: FeedbackTarget) -> None:
+def show_answer(result: Reading | NumberReading | None, empty_hint: str) -> None:
+    """The digit (or number) and how sure the model is: the first thing a user looks for."""
     if result is None:
         st.info(empty_hint)
     elif isinstance(result, NumberReading):
-        show_number(result, image)
-        feedback_buttons(result.digits, image, target)
+        if result.number is None:  # a piece is not a digit, or not surely one: no number is claimed
+            st.metric("Number", "Not read", help=MEANING)
+            st.warning(result.reason.capitalize() + ".")
+            st.caption("Closest guess: " + "".join(str(d.closest) for d in result.digits))
+        else:
+            st.metric("Number", result.number, help=MEANING)
     elif result.verdict == EMPTY:
         st.info(f"Nothing to read: {result.reason}. {empty_hint}")
+    elif result.refused:
+        st.metric("Prediction", VERDICT_LABELS[result.verdict], help=MEANING)
+        st.warning(result.reason.capitalize() + ".")
+        st.caption(f"Closest guess: {result.closest} ({result.confidence:.0%})")
     else:
-        show_reading(result)
-        feedback_buttons([result], image, target)
+        st.metric("Prediction", result.digit, help=MEANING)
+        st.write(f"Confidence: **{result.confidence:.1%}**")
+
+
+def show_details(result: Reading | NumberReading | None, image: np.ndarray | None, recognizer: Recognizer,
+                 name: str, tab: str, target: FeedbackTarget | None) -> None:
+    """What the model saw, the chart, why, downloads and feedback; nothing when there is no reading.
+
+    `name` is the input's (the file's) name, `tab` keeps each tab's widgets apart."""
+    readings = result.digits if isinstance(result, NumberReading) else [result]
+    if result is None or not readings or readings[0].verdict == EMPTY:
+        return
+    why = st.toggle("Why this digit?", key=f"why_{tab}",
+                    help="Erases the ink bit by bit and watches the answer: orange ink pushed the model towards "
+                         "its answer, blue ink towards the runner-up.")
+    if isinstance(result, NumberReading):
+        st.image(draw_readings(image, result.digits), caption="Each digit as read", width="stretch")
+        st.image([zoomed(d.model_input) for d in result.digits], width=28 * 3, clamp=True,
+                 caption=[f"{d.closest if d.digit is None else d.digit} ({d.confidence:.0%})" for d in result.digits])
+        st.caption("What the model saw (28x28 each)")
+    else:
+        st.image(zoomed(result.model_input), caption="What the model saw (28x28)", width=28 * ZOOM, clamp=True)
+    if why:
+        why_view(readings, image, recognizer)
+    if isinstance(result, Reading):
+        st.vega_lite_chart(probability_chart(result), width="stretch")
+    downloads(result, name, tab)
+    if target is not None:
+        feedback_buttons(readings, image, target)
+
+
+def why_view(readings: list[Reading], image: np.ndarray, recognizer: Recognizer) -> None:
+    explanations = [explain(r.model_input, recognizer.probabilities, r.closest) for r in readings]
+    with st.container(horizontal=True):
+        st.image([overlay(zoomed(r.model_input), e.heat) for r, e in zip(readings, explanations)],
+                 width=28 * ZOOM if len(readings) == 1 else 28 * 3,
+                 caption=[f"{e.answer} rather than {e.rival}" for e in explanations])
+        st.image(overlay_on_image(image, [(e, r.model_input, r.box) for r, e in zip(readings, explanations)]),
+                 caption="On your input", width=WHY_WIDTH)
+    st.caption(":orange[Orange]: ink that pushed the model towards its answer. :blue[Blue]: ink that pushed it "
+               "towards the runner-up.")
+
+
+def downloads(result: Reading | NumberReading, name: str, tab: str) -> None:
+    """Take the result away: the 28x28 input(s) as PNG and the reading as `model.predict --json` prints it."""
+    readings = result.digits if isinstance(result, NumberReading) else [result]
+    reading_json = number_json(name, result) if isinstance(result, NumberReading) else predict_json(name, result)
+    stem = Path(name).stem
+    with st.container(horizontal=True, key=f"downloads_{tab}"):
+        st.download_button("28x28 input (PNG)", encode_png(np.hstack([r.model_input for r in readings])),
+                           file_name=f"{stem}-28x28.png", mime="image/png", key=f"download_png_{tab}",
+                           icon=":material/download:", on_click="ignore")
+        st.download_button("Reading (JSON)", json.dumps(reading_json), file_name=f"{stem}-reading.json",
+                           mime="application/json", key=f"download_json_{tab}", icon=":material/download:",
+                           on_click="ignore")
 
 
 def _fingerprint(readings: list[Reading]) -> str:
@@ -513,17 +593,22 @@ with st.sidebar:
     st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running, admin)
 
 st.session_state.pop("feedback_changed", None)  # a full run shows every change; only a fragment run must ask for one
+st.html(PHONE_STYLE)
 st.title("Handwritten digit recognizer")
 mode = read_mode()
-draw_tab, upload_tab, camera_tab = st.tabs(["Draw", "Upload", "Camera"])
+draw_tab, upload_tab, camera_tab, examples_tab = st.tabs(["Draw", "Upload", "Camera", "Examples"])
 with draw_tab:
     draw_panel(recognizer, mode, FeedbackTarget(store, active.version, "canvas"))
-with upload_tab:
-    image = decoded(upload_input())
-    show_result(read(recognizer, image, mode), image,
-                "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.",
-                FeedbackTarget(store, active.version, "upload"))
-with camera_tab:
-    image = decoded(camera_input())
-    show_result(read(recognizer, image, mode), image, "Hold a digit or a number written on paper up to the camera.",
-                FeedbackTarget(store, active.version, "camera"))
+for tab, name, pick, hint, feedback in (
+        (upload_tab, "upload", upload_input, "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.",
+         True),
+        (camera_tab, "camera", camera_input, "Hold a digit or a number written on paper up to the camera.", True),
+        (examples_tab, "examples", example_input, "Pick an example: each goes through the same steps as an upload.",
+         False)):  # an example is no user's handwriting: nothing to learn from it
+    with tab:
+        file = pick()
+        image = decoded(file)
+        result = read(recognizer, image, mode)
+        show_answer(result, hint)
+        show_details(result, image, recognizer, file[1] if file else name, name,
+                     FeedbackTarget(store, active.version, name) if feedback else None)

@@ -8,7 +8,11 @@ paper; bench/synth.photo) and then, in the same run:
    (Pillow), preprocessing (OpenCV), the model (LiteRT, in batches of 256),
    and the process start (the command on one file: imports, model load);
 3. the baseline: the same images read the common way, one by one, with the
-   Keras model's ``model.predict`` (on the first 200 files).
+   Keras model's ``model.predict`` (on the first 200 files);
+4. the hostile corpus (tests/hostile_corpus.py: a 30000x30000 bomb, truncated
+   and fake files, transparent paper...) through the command, against as many
+   good photos through the command: bad input must not cost much more than good
+   (target: at most HOSTILE_RATIO times).
 Usage:
 
     .venv/bin/python bench/cli_throughput.py [--count 1000]
@@ -34,6 +38,29 @@ from bench.report import write_results  # noqa: E402
 from bench.synth import encode, pen_ink, photo  # noqa: E402
 
 BASELINE_FILES = 200
+HOSTILE_RATIO = 5.0
+
+
+def command_seconds(paths: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "model.predict", "--json", *paths], cwd=ROOT, check=False,
+                   capture_output=True)
+    return time.perf_counter() - start
+
+
+def hostile_against_good(folder: Path, good: list[str]) -> dict:
+    """The hostile corpus and as many good photos, each through the command, alternately, 3 times."""
+    from tests.hostile_corpus import build
+
+    with np.load(ROOT / "tests" / "fixtures" / "mnist_test_sample.npz") as data:
+        x, y = data["x"], data["y"]
+    digits = {int(label): x[np.flatnonzero(y == label)[0]] for label in (3, 4, 7)}
+    hostile = [str(folder / "hostile" / name) for name in build(folder / "hostile", digits)]
+    good = good[:len(hostile)]
+    runs = [(command_seconds(hostile), command_seconds(good)) for _ in range(3)]
+    bad_seconds, good_seconds = (float(np.median(times)) for times in zip(*runs))
+    return {"files": len(hostile), "hostile_seconds": bad_seconds, "good_seconds": good_seconds,
+            "ratio": bad_seconds / good_seconds, "target_ratio": HOSTILE_RATIO}
 
 
 def write_photos(folder: Path, count: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -105,6 +132,7 @@ def main() -> int:
         accuracy = float(np.mean([a.get("digit") == label for a, label in zip(answers, labels)]))
         stages = stage_times(paths)
         per_image_baseline = baseline(paths[:BASELINE_FILES])
+        hostile = hostile_against_good(Path(folder), paths)
 
     ours = args.count / wall
     theirs = 1 / per_image_baseline
@@ -117,11 +145,14 @@ def main() -> int:
     for name, seconds in stages.items():
         per_image = "" if name == "startup" else f"{seconds / args.count * 1e3:>10.2f}"
         print(f"{name:<22}{seconds:>9.2f}{per_image:>10}{seconds / total:>8.0%}")
-    results = {"count": args.count,
+    print(f"\nhostile corpus ({hostile['files']} files) through the command: {hostile['hostile_seconds']:.1f} s; "
+          f"as many good photos: {hostile['good_seconds']:.1f} s (medians of 3); ratio {hostile['ratio']:.2f} "
+          f"(target <= {HOSTILE_RATIO})")
+    results = {"count": args.count, "hostile_corpus": hostile,
                "megabytes": round(megabytes, 1), "wall_seconds": wall, "images_per_second": ours,
                "accuracy": accuracy, "baseline_images_per_second": theirs, "stages_seconds": stages}
     write_results("cli_throughput", results)
-    return 0 if done.returncode == 0 else 1
+    return 0 if done.returncode == 0 and hostile["ratio"] <= HOSTILE_RATIO else 1
 
 
 if __name__ == "__main__":

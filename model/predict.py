@@ -51,7 +51,8 @@ def _closest(reading) -> dict:
     return {"digit": reading.closest, "confidence": round(reading.confidence, 6)}
 
 
-def _result(path: str, reading) -> dict:
+def reading_json(path: str, reading) -> dict:
+    """One digit's reading as `--json` prints it (the app's download too)."""
     if reading.verdict == EMPTY:
         return {"path": path, "digit": None, "verdict": EMPTY, "reason": reading.reason}
     result = {"path": path, "digit": reading.digit, "verdict": reading.verdict}
@@ -71,7 +72,8 @@ def _piece(reading) -> dict:
     return piece
 
 
-def _number_result(path: str, reading) -> dict:
+def number_json(path: str, reading) -> dict:
+    """A whole number's reading as `--json --multi` prints it."""
     result = {"path": path, "number": reading.number, "digits": [_piece(d) for d in reading.digits]}
     if reading.number is None:
         result["reason"] = reading.reason
@@ -110,10 +112,10 @@ def run(paths: list[str], recognizer, as_json: bool, out=None, multi: bool = Fal
                 failures += 1
         if multi:
             for slot, image in zip(slots, images):
-                results[slot] = _number_result(chunk[slot], recognizer.read_number(image))
+                results[slot] = number_json(chunk[slot], recognizer.read_number(image))
         else:
             for slot, reading in zip(slots, recognizer.read_many(images)):
-                results[slot] = _result(chunk[slot], reading)
+                results[slot] = reading_json(chunk[slot], reading)
         for result in results:
             print(json.dumps(result) if as_json else _line(result), file=out)
         out.flush()

@@ -29,6 +29,8 @@ SPECK_FRACTION = 0.03
 # Ink in more pieces than this is texture or noise, not handwriting (a
 # 5-digit number written in broken strokes has about 15).
 MAX_PIECES = 40
+# On a transparent background, the ink's colour is read this many pixels inside its edges.
+INK_EDGE = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +76,11 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     opaque = alpha > 0.5
     if not opaque.any():
         return np.zeros_like(gray)
-    ink_is_dark = float(np.median(gray[opaque])) < 0.5
-    backdrop = 1.0 if ink_is_dark else 0.0
+    # The ink's colour is read inside the opaque shapes, away from their edges: the grey edges of
+    # dark strokes (antialiasing, dithering) can outnumber the strokes themselves.
+    inside = cv2.erode(opaque.view(np.uint8), np.ones((3, 3), np.uint8), iterations=INK_EDGE)
+    ink = gray[inside.view(bool)] if inside.any() else gray[opaque]
+    backdrop = 1.0 if float(np.median(ink)) < 0.5 else 0.0  # dark ink goes on white paper
     return gray * alpha + backdrop * (1.0 - alpha)
 
 

@@ -14,6 +14,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -71,6 +72,10 @@ def build(folder: Path, digits: dict[int, np.ndarray]) -> dict[str, int | str | 
         "palette-transparent.png": (_palette_with_transparency(four), 4),
         "gray-alpha.png": (_save(Image.fromarray(np.dstack([np.zeros_like(_paper(three)), 255 - _paper(three)]),
                                                  mode="LA"), "PNG"), 3),
+        # transparent paper, as a viewer shows it: dark ink on white
+        "palette-paper-transparent.png": (_transparent_paper(seven, "P"), 7),
+        "gray-alpha-paper-transparent.png": (_transparent_paper(four, "LA"), 4),
+        "rgba-paper-transparent.png": (_transparent_paper(three, "RGBA"), 3),
         "animated.gif": (_animation(seven, three), 7),
         "scan.tiff": (_save(Image.fromarray(_paper(four)), "TIFF"), 4),
         "photo.webp": (_save(Image.fromarray(_paper(three)).convert("RGB"), "WEBP", quality=90), 3),
@@ -88,6 +93,28 @@ def _palette_with_transparency(digit: np.ndarray) -> bytes:
     image = Image.fromarray(indices, mode="P")
     image.putpalette([255, 255, 255, 20, 20, 120] + [0, 0, 0] * 254)
     return _save(image, "PNG", transparency=0)
+
+
+def _soft_paper(digit: np.ndarray, side: int = 288) -> np.ndarray:
+    """Dark ink on white, enlarged smoothly: grey edges around every stroke, as a scan or a brush leaves."""
+    return 255 - cv2.resize(np.pad(digit, 4), (side, side), interpolation=cv2.INTER_LINEAR)
+
+
+def _transparent_paper(digit: np.ndarray, mode: str) -> bytes:
+    """The paper made transparent and the ink's grey edges kept opaque.
+
+    "P": a greyscale drawing converted to the web palette (dithered), its white index transparent;
+    "LA"/"RGBA": the grey itself, with alpha 0 where the paper is white. The opaque pixels are then
+    mostly light grey edges, not ink."""
+    gray = _soft_paper(digit)
+    if mode == "P":
+        image = Image.fromarray(gray).convert("RGB").convert("P")  # the web palette, dithered
+        palette = np.array(image.getpalette()).reshape(-1, 3)
+        used = np.unique(np.asarray(image))
+        return _save(image, "PNG", transparency=int(used[np.argmax(palette[used].sum(axis=1))]))
+    alpha = np.where(gray >= 250, 0, 255).astype(np.uint8)
+    channels = [gray, alpha] if mode == "LA" else [gray, gray, gray, alpha]
+    return _save(Image.fromarray(np.dstack(channels), mode=mode), "PNG")
 
 
 def _animation(first: np.ndarray, second: np.ndarray) -> bytes:

@@ -1,6 +1,8 @@
 """The app's wiring, with streamlit.testing.v1.AppTest and a fake canvas."""
 
+import contextlib
 import io
+import json
 import sys
 import types
 from pathlib import Path
@@ -372,3 +374,86 @@ def test_a_damaged_active_model_falls_back_to_the_last_good_one(canvas, mnist_sa
     assert any(f"Using {good}" in w.value and "SHA-256" in w.value for w in at.warning)
     assert good in " ".join(md.value for md in at.sidebar.markdown)
     assert len(_predictions(at)) == 1  # still reading digits, with the last good model
+
+
+# ------------------------------------------------------------------ why, examples, downloads (issue 15)
+
+
+def test_the_why_toggle_shows_the_map_over_the_28x28_and_over_the_drawing(canvas, mnist_sample):
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    captions = [c for image in at.image for c in image.captions]
+    assert not any("rather than" in c for c in captions)  # off by default: it costs a batch of readings
+    at.toggle(key="why_canvas").set_value(True).run()
+    assert not at.exception
+    captions = [c for image in at.image for c in image.captions]
+    assert any(c.startswith(f"{y[35]} rather than ") for c in captions)
+    assert "On your input" in captions
+    assert any("Orange" in c.value and "Blue" in c.value for c in at.caption)
+
+
+def test_each_example_goes_down_the_upload_path_and_is_read_as_an_upload_would_be(canvas):
+    from model.images import decode_image
+    from model.inference import NumberReading, Recognizer
+
+    gallery = json.loads((ROOT / "examples" / "gallery.json").read_text())
+    assert len(gallery) == 5
+    recognizer = Recognizer()
+    at = _app().run()
+    shown = []
+    for index, example in enumerate(gallery):
+        at.button(key=f"example_{index}").click().run()
+        assert not at.exception
+        expected = recognizer.read_auto(decode_image((ROOT / "examples" / example["file"]).read_bytes()))
+        if isinstance(expected, NumberReading):
+            value = [m.value for m in at.metric if m.label == "Number"]
+            assert value == [expected.number]
+        else:
+            assert _confidences(at) == _shown(expected)
+        shown.append(value[0] if isinstance(expected, NumberReading) else _predictions(at)[0])
+    # The gallery's own promises: an MNIST 7, a photographed 4, the number 2026, and a refused non-digit.
+    from model.confidence import NOT_A_DIGIT, VERDICT_LABELS
+
+    assert shown[0] == "7" and shown[1] == "4" and shown[2] == "2026" and shown[4] == VERDICT_LABELS[NOT_A_DIGIT]
+    assert not [b for b in at.button if b.label == "Right"]  # examples teach the model nothing
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """What the page offers for download, by URL: the bytes the browser would get."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def recorded(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        files[self.get_url(file_id)] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recorded)
+    return files
+
+
+def test_downloads_are_the_28x28_input_and_the_json_that_the_command_prints(canvas, mnist_sample, media, tmp_path):
+    from model.predict import main as predict
+
+    x, y = mnist_sample
+    photo = np.kron(255 - x[12], np.ones((5, 5), np.uint8))
+    (tmp_path / "digit.png").write_bytes(_png(photo))
+    at = _app().run()
+    at.file_uploader(key="upload").set_value(("digit.png", _png(photo), "image/png")).run()
+    assert not at.exception
+    png = Image.open(io.BytesIO(media[at.get("download_button")[0].proto.url]))
+    from model.inference import Recognizer
+
+    reading = Recognizer().read(photo)
+    assert png.size == (28, 28) and np.array_equal(np.asarray(png), reading.model_input)
+    downloaded = json.loads(media[at.get("download_button")[1].proto.url])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert predict(["--json", str(tmp_path / "digit.png")]) == 0
+    printed = json.loads(out.getvalue())
+    assert downloaded["path"] == "digit.png" and downloaded["digit"] == y[12]
+    assert {**downloaded, "path": None} == {**printed, "path": None}

@@ -2,7 +2,8 @@
 
 Every file gets its right outcome: the digit, "no digit" with a reason, or a
 clear error; never a traceback. The command reads the whole corpus in one
-process within 60 s and 2 GB.
+process within 2 GB; how long it takes, against good photos read in the same
+run, is measured by bench/cli_throughput.py (a test cannot know this machine's speed).
 """
 
 import json
@@ -19,6 +20,7 @@ from model.images import ACCEPTED_EXTENSIONS
 from tests.hostile_corpus import build
 
 ROOT = Path(__file__).resolve().parents[1]
+HANG = 600  # seconds: only a hang takes this long, on any machine (the corpus takes seconds)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +31,13 @@ def corpus(tmp_path_factory, mnist_sample):
     return folder, build(folder, digits)
 
 
-def test_the_command_gives_every_file_its_outcome_in_bounded_time_and_memory(corpus):
+def test_the_command_gives_every_file_its_outcome(corpus):
     folder, expected = corpus
     paths = [str(folder / name) for name in expected]
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "model.predict", "--json", *paths], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = process.communicate(timeout=120)
+    out, err = process.communicate(timeout=HANG)
     seconds = time.perf_counter() - start
     assert process.returncode == 1  # some inputs could not be read, and the exit code says so
     assert "Traceback" not in err
@@ -50,7 +52,6 @@ def test_the_command_gives_every_file_its_outcome_in_bounded_time_and_memory(cor
         else:
             assert result.get("digit") == outcome, (name, result)
     print(f"\n{len(expected)} hostile files through the command: {seconds:.1f} s")
-    assert seconds < 60, f"the corpus took {seconds:.1f} s"
 
 
 def test_peak_memory_of_the_command_stays_under_2_gb(corpus):
