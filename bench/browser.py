@@ -116,6 +116,25 @@ def draw_digit(page, image: np.ndarray, scale: float = 10.0, offset: tuple[float
     draw_strokes(page, strokes_from_image(image), scale, offset)
 
 
+def touch_strokes(page, cdp, strokes, scale: float = 10.0) -> None:
+    """Draw polylines of 28x28-grid points with a finger: touch events through the DevTools protocol
+    (`cdp` from context.new_cdp_session(page)), as a phone's touch screen sends them."""
+    box = page.locator("canvas.upper-canvas").first.bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale) for x, y in _smooth(stroke)]
+        for kind, (x, y) in zip(["touchStart"] + ["touchMove"] * (len(points) - 1), points):
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        page.wait_for_timeout(150)
+
+
+def ink_pixels(page) -> int:
+    """How many pixels of the canvas hold ink (the app draws white on black)."""
+    return page.locator("canvas.dc-canvas.lower-canvas").first.evaluate(  # not the background canvas under it
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++; return n; }""")
+
+
 def _smooth(stroke: list[tuple[int, int]]) -> list[tuple[float, float]]:
     """A moving average takes the stair-steps out of the pixel skeleton, as a hand would."""
     points = np.array(stroke, dtype=float)
@@ -146,4 +165,4 @@ def wait_for_prediction(page, timeout: float = 30, settle: float = 1.0, label: s
 
 
 def clear_canvas(page) -> None:
-    page.get_by_role("button", name="Reset canvas & history").first.click()
+    page.locator(".st-key-canvas_clear button").click()

@@ -5,6 +5,7 @@ while a second session keeps reading digits.
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +16,14 @@ from bench.browser import (
     clear_canvas,
     draw_digit,
     draw_strokes,
+    ink_pixels,
     launch_browser,
     running_app,
+    touch_strokes,
     wait_for_idle,
     wait_for_prediction,
 )
+from training.strokes import strokes_from_image
 
 if chromium_path() is None:
     if os.environ.get("REQUIRE_BROWSER"):
@@ -191,3 +195,77 @@ def test_correct_a_wrong_prediction_fine_tune_with_it_see_the_version_and_roll_b
     sidebar.get_by_role("button", name="Roll back to the previous model").click()
     playwright_api.expect(versions).to_contain_text(before, timeout=30000)
     playwright_api.expect(versions).to_contain_text(version)  # rolled back, still kept
+
+
+# ------------------------------------------------------------------ the gallery and downloads; a phone (issue 15)
+
+
+def test_an_example_is_read_in_one_click_and_its_reading_and_input_can_be_downloaded(browser, app_url, tmp_path):
+    import json
+
+    page = _open(browser, app_url)
+    page.get_by_role("tab", name="Examples").click()
+    page.locator(".st-key-example_2 button").click()  # the number on paper
+    assert wait_for_prediction(page, label="Number") == "2026"
+    with page.expect_download() as download:
+        page.locator(".st-key-download_json_examples button").click()
+    reading = json.loads(Path(download.value.path()).read_text())
+    assert reading["path"] == "number-2026.jpg" and reading["number"] == "2026" and len(reading["digits"]) == 4
+    with page.expect_download() as download:
+        page.locator(".st-key-download_png_examples button").click()
+    assert Image.open(download.value.path()).size == (4 * 28, 28)  # the four 28x28 inputs side by side
+    page.locator(".st-key-example_4 button").click()  # not a digit
+    assert wait_for_prediction(page) == "Not a digit"
+
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+SCROLLED = "() => window.scrollY + Array.from(document.querySelectorAll('*')).reduce((s, e) => s + e.scrollTop, 0)"
+
+
+def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_work(browser, app_url, mnist_sample):
+    x, y = mnist_sample
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(app_url)
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
+    wait_for_idle(page)
+    cdp = context.new_cdp_session(page)
+    picks = [0, 7, 12, 16, 21, 27, 33, 36, 42, 47]
+    read = []
+    for index in picks:
+        touch_strokes(page, cdp, strokes_from_image(x[index]))
+        wait_for_idle(page)
+        read.append(wait_for_prediction(page))
+        metric = page.locator('[data-testid="stMetric"]').first.bounding_box()
+        assert page.evaluate(SCROLLED) == 0  # nobody scrolled...
+        assert 0 <= metric["y"] and metric["y"] + metric["height"] <= PHONE["viewport"]["height"]  # ...and it shows
+        page.locator(".st-key-canvas_clear button").tap()
+        playwright_api.expect(page.locator('[data-testid="stMetric"]')).to_have_count(0, timeout=30000)
+        assert ink_pixels(page) == 0  # the canvas itself is empty
+        wait_for_idle(page)
+    assert sum(r == str(y[i]) for r, i in zip(read, picks)) >= 9, read
+
+    # Undo removes the last stroke only: a 7 drawn as its bar, then its stem.
+    bar, stem = [[(6, 6), (20, 6)]], [[(20, 6), (12, 23)]]
+    touch_strokes(page, cdp, bar)
+    wait_for_idle(page)
+    after_bar = ink_pixels(page)
+    touch_strokes(page, cdp, stem)
+    wait_for_idle(page)
+    assert ink_pixels(page) > after_bar
+    page.locator(".st-key-canvas_undo button").tap()
+    for _ in range(100):  # the canvas redraws from the kept strokes
+        if ink_pixels(page) == after_bar:
+            break
+        page.wait_for_timeout(100)
+    assert ink_pixels(page) == after_bar
+
+    # The sidebar opens on the phone: the versions and the retrain form are there.
+    page.get_by_test_id("stExpandSidebarButton").tap()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Model versions").tap()
+    playwright_api.expect(sidebar.locator(".st-key-versions_table")).to_contain_text("shipped")
+    start = sidebar.get_by_role("button", name="Start training")
+    start.scroll_into_view_if_needed()
+    playwright_api.expect(start).to_be_visible()
+    context.close()
