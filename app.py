@@ -173,13 +173,20 @@ def camera_input() -> tuple[bytes, str] | None:
     return (photo.getvalue(), "camera photo") if photo is not None else None
 
 
+@st.cache_data
+def example_gallery() -> list[dict]:
+    """The gallery's entries, each with a small thumbnail: decoding the photos on every run cost 13 ms."""
+    gallery = json.loads((EXAMPLES / "gallery.json").read_text())
+    return [{**example, "thumbnail": encode_png(decode_image((EXAMPLES / example["file"]).read_bytes()), 96)}
+            for example in gallery]
+
+
 def example_input() -> tuple[bytes, str] | None:
     """The gallery: one click sends an example file down the upload's path."""
-    gallery = json.loads((EXAMPLES / "gallery.json").read_text())
     with st.container(horizontal=True, key="examples_gallery"):
-        for index, example in enumerate(gallery):
+        for index, example in enumerate(example_gallery()):
             with st.container(width=120, horizontal_alignment="center"):
-                st.image(str(EXAMPLES / example["file"]), width=96)
+                st.image(example["thumbnail"], width=96)
                 st.button(example["caption"], key=f"example_{index}", width="stretch",
                           on_click=st.session_state.__setitem__, args=("example", example["file"]))
     chosen = st.session_state.get("example")
@@ -246,11 +253,14 @@ def show_details(result: Reading | NumberReading | None, image: np.ndarray | Non
 
     `name` is the input's (the file's) name, `tab` keeps each tab's widgets apart."""
     readings = result.digits if isinstance(result, NumberReading) else [result]
-    if result is None or not readings or readings[0].verdict == EMPTY:
-        return
-    why = st.toggle("Why this digit?", key=f"why_{tab}",
+    nothing = result is None or not readings or readings[0].verdict == EMPTY
+    # Shown (disabled) even with nothing to explain: a widget that is not drawn forgets its value,
+    # and the choice must outlive a cleared canvas.
+    why = st.toggle("Why this digit?", key=f"why_{tab}", disabled=nothing,
                     help="Erases the ink bit by bit and watches the answer: orange ink pushed the model towards "
                          "its answer, blue ink towards the runner-up.")
+    if nothing:
+        return
     if isinstance(result, NumberReading):
         st.image(draw_readings(image, result.digits), caption="Each digit as read", width="stretch")
         st.image([zoomed(d.model_input) for d in result.digits], width=28 * 3, clamp=True,
@@ -270,11 +280,12 @@ def show_details(result: Reading | NumberReading | None, image: np.ndarray | Non
 def why_view(readings: list[Reading], image: np.ndarray, recognizer: Recognizer) -> None:
     explanations = [explain(r.model_input, recognizer.probabilities, r.closest) for r in readings]
     with st.container(horizontal=True):
+        # JPEG: a quarter of PNG's encoding time per stroke, and these are pictures, not data.
         st.image([overlay(zoomed(r.model_input), e.heat) for r, e in zip(readings, explanations)],
-                 width=28 * ZOOM if len(readings) == 1 else 28 * 3,
+                 width=28 * ZOOM if len(readings) == 1 else 28 * 3, output_format="JPEG",
                  caption=[f"{e.answer} rather than {e.rival}" for e in explanations])
         st.image(overlay_on_image(image, [(e, r.model_input, r.box) for r, e in zip(readings, explanations)]),
-                 caption="On your input", width=WHY_WIDTH)
+                 caption="On your input", width=WHY_WIDTH, output_format="JPEG")
     st.caption(":orange[Orange]: ink that pushed the model towards its answer. :blue[Blue]: ink that pushed it "
                "towards the runner-up.")
 

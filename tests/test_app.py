@@ -391,6 +391,12 @@ def test_the_why_toggle_shows_the_map_over_the_28x28_and_over_the_drawing(canvas
     assert any(c.startswith(f"{y[35]} rather than ") for c in captions)
     assert "On your input" in captions
     assert any("Orange" in c.value and "Blue" in c.value for c in at.caption)
+    canvas.image = None  # cleared...
+    at.run()
+    assert at.toggle(key="why_canvas").value and at.toggle(key="why_canvas").disabled
+    canvas.image = _canvas_rgba(x[36])  # ...and drawn again: the choice was kept
+    at.run()
+    assert any(c.startswith(f"{y[36]} rather than ") for image in at.image for c in image.captions)
 
 
 def test_each_example_goes_down_the_upload_path_and_is_read_as_an_upload_would_be(canvas):
