@@ -10,8 +10,9 @@ order, in the same run, on the same digits; the target is a clearly smaller area
 one on at least BEATS_RANDOM_TARGET of the digits. Measured on 150 digits when the
 method was chosen (map/random, lower is better; squares every 2 px): the choice
 with 5 px squares 0.62, 4 px 0.65, 3 px 0.71; the log-odds with 5 px squares 0.74.
-Squares every 3 px instead of 2: 0.64 at half the readings (the shipped setting);
-every 4 px: 0.67-0.79.
+Squares every 3 px instead of 2: 0.64 at half the readings; every 4 px: 0.67-0.79;
+every 3 px skipping squares with fewer than 8 ink pixels: 0.645 with a third fewer
+readings again (the shipped setting).
 Cost: one map against one plain reading, medians, same run. Usage:
 
     .venv/bin/python bench/why.py [--count 300]

@@ -265,7 +265,16 @@ def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_wo
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("Model versions").tap()
     playwright_api.expect(sidebar.locator(".st-key-versions_table")).to_contain_text("shipped")
+    versions = sidebar.locator(".st-key-versions_table tbody tr").count()
     start = sidebar.get_by_role("button", name="Start training")
     start.scroll_into_view_if_needed()
     playwright_api.expect(start).to_be_visible()
+    start.tap()  # the quick preset: the fixture's small training set, 3 epochs
+    keep = sidebar.get_by_role("button", name="Keep current")
+    keep.wait_for(timeout=300000)
+    keep.scroll_into_view_if_needed()
+    keep.tap()
+    playwright_api.expect(sidebar.get_by_text("Training finished")).to_have_count(0, timeout=30000)
+    playwright_api.expect(sidebar.locator(".st-key-versions_table tbody tr")).to_have_count(versions + 1,
+                                                                                       timeout=30000)  # kept
     context.close()
