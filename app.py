@@ -181,6 +181,10 @@ def example_gallery() -> list[dict]:
             for example in gallery]
 
 
+def _choose_example(file: str) -> None:
+    st.session_state["example"] = file
+
+
 def example_input() -> tuple[bytes, str] | None:
     """The gallery: one click sends an example file down the upload's path."""
     with st.container(horizontal=True, key="examples_gallery"):
@@ -188,7 +192,7 @@ def example_input() -> tuple[bytes, str] | None:
             with st.container(width=120, horizontal_alignment="center"):
                 st.image(example["thumbnail"], width=96)
                 st.button(example["caption"], key=f"example_{index}", width="stretch",
-                          on_click=st.session_state.__setitem__, args=("example", example["file"]))
+                          on_click=_choose_example, args=(example["file"],))
     chosen = st.session_state.get("example")
     return ((EXAMPLES / chosen).read_bytes(), chosen) if chosen else None
 
