@@ -27,8 +27,7 @@ from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, en
 from model.confidence import EMPTY, MEANING, VERDICT_LABELS
 from model.explain import explain, overlay, overlay_on_image
 from model.inference import NumberReading, Reading, Recognizer
-from model.predict import number_json
-from model.predict import reading_json as predict_json
+from model.predict import number_json, reading_json
 from model.registry import PROMOTION_MARGIN, SHIPPED_VERSION, ModelVersion, Registry, worse_by
 from training.corrections import RAW_MAX_SIDE, CorrectionStore
 from training.config import TrainConfig
@@ -276,7 +275,7 @@ def show_details(result: Reading | NumberReading | None, image: np.ndarray | Non
         why_view(readings, image, recognizer)
     if isinstance(result, Reading):
         st.vega_lite_chart(probability_chart(result), width="stretch")
-    downloads(result, name, tab)
+    downloads(result, readings, name, tab)
     if target is not None:
         feedback_buttons(readings, image, target)
 
@@ -294,16 +293,15 @@ def why_view(readings: list[Reading], image: np.ndarray, recognizer: Recognizer)
                "towards the runner-up.")
 
 
-def downloads(result: Reading | NumberReading, name: str, tab: str) -> None:
+def downloads(result: Reading | NumberReading, readings: list[Reading], name: str, tab: str) -> None:
     """Take the result away: the 28x28 input(s) as PNG and the reading as `model.predict --json` prints it."""
-    readings = result.digits if isinstance(result, NumberReading) else [result]
-    reading_json = number_json(name, result) if isinstance(result, NumberReading) else predict_json(name, result)
+    printed = number_json(name, result) if isinstance(result, NumberReading) else reading_json(name, result)
     stem = Path(name).stem
     with st.container(horizontal=True, key=f"downloads_{tab}"):
         st.download_button("28x28 input (PNG)", encode_png(np.hstack([r.model_input for r in readings])),
                            file_name=f"{stem}-28x28.png", mime="image/png", key=f"download_png_{tab}",
                            icon=":material/download:", on_click="ignore")
-        st.download_button("Reading (JSON)", json.dumps(reading_json), file_name=f"{stem}-reading.json",
+        st.download_button("Reading (JSON)", json.dumps(printed), file_name=f"{stem}-reading.json",
                            mime="application/json", key=f"download_json_{tab}", icon=":material/download:",
                            on_click="ignore")
 

@@ -118,11 +118,13 @@ def overlay_on_image(image: np.ndarray, pieces: list[tuple[Explanation, np.ndarr
                      max_side: int = SHOWN_MAX_SIDE) -> np.ndarray:
     """The maps of one or more readings (explanation, model input, ink box) over the image they were read
     from (any array model.preprocess takes), shrunk to at most `max_side`. Returns RGB uint8."""
+    image = np.asarray(image)
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    if scale < 1.0:  # shrunk before anything else: a phone photo is 12 megapixels, the picture shown 0.3
+        image = cv2.resize(np.ascontiguousarray(image), (max(1, round(image.shape[1] * scale)),
+                                                         max(1, round(image.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
     gray = to_gray(image)
-    scale = min(1.0, max_side / max(gray.shape))
-    if scale < 1.0:
-        gray = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
     heat = np.zeros(gray.shape, np.float32)
     for explanation, model_input, box in pieces:
         scaled = tuple(int(v * scale) for v in box)
