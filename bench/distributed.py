@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_results  # noqa: E402
+from model.card import ModelCard  # noqa: E402
 
 
 def _wait(process) -> tuple[int, float]:
@@ -70,11 +71,11 @@ def run(name: str, args: list[str], work: Path, workers: int = 1) -> dict:
     wall = time.perf_counter() - start
     if any(code != 0 for code, _ in outcomes):
         raise RuntimeError(f"{name} failed; see {work}/{name}-*.log:\n" + (work / f"{name}-0.log").read_text()[-3000:])
-    sidecar = json.loads(output.with_suffix(".json").read_text())
-    return {"wall_seconds": round(wall, 1), "epoch_seconds_median": sidecar["epoch_seconds_median"],
-            "test_accuracy": sidecar["metrics"]["test_mnist"]["accuracy"],
-            "replicas": sidecar["distribution"]["replicas"],
-            "global_batch_size": sidecar["distribution"]["global_batch_size"],
+    card = ModelCard.read(output)
+    return {"wall_seconds": round(wall, 1), "epoch_seconds_median": card.epoch_seconds_median,
+            "test_accuracy": card.test_accuracy,
+            "replicas": card.distribution["replicas"],
+            "global_batch_size": card.distribution["global_batch_size"],
             "peak_rss_mb_per_process": [round(rss) for _, rss in outcomes]}
 
 

@@ -38,9 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import write_results  # noqa: E402
 from bench.synth import seven_segment  # noqa: E402
-from model.artifacts import SHIPPED_MODEL, read_sidecar  # noqa: E402
+from model.artifacts import SHIPPED_MODEL  # noqa: E402
+from model.card import HOLDOUT_SPLIT, TEST_SPLIT, ModelCard  # noqa: E402
 from model.inference import Recognizer  # noqa: E402
-from training.corrections import CorrectionStore  # noqa: E402
+from services.corrections import CorrectionStore  # noqa: E402
 
 STYLE_DIGIT = 6
 HELD_OUT = 500
@@ -62,13 +63,13 @@ def style_accuracy(recognizer: Recognizer, sets: dict[int, list[np.ndarray]]) ->
             for digit, images in sets.items()}
 
 
-def fine_tune(store: Path, output: Path, mode: str, holdout: float) -> tuple[dict, float]:
+def fine_tune(store: Path, output: Path, mode: str, holdout: float) -> tuple[ModelCard, float]:
     started = time.perf_counter()
     command = [sys.executable, "-m", "training", "--fine-tune", "--feedback", "--corrections", str(store),
                "--feedback-mode", mode, "--feedback-holdout", str(holdout), "--base-model", str(SHIPPED_MODEL),
                "--output", str(output)]
     subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "CI": "1"}, stdout=subprocess.DEVNULL)
-    return read_sidecar(output), time.perf_counter() - started
+    return ModelCard.read(output), time.perf_counter() - started
 
 
 def main() -> int:
@@ -91,17 +92,17 @@ def main() -> int:
             name = f"{mode}-{count}-{others}"
             store = Path(work) / f"{name}.sqlite3"
             fill_store(store, shipped, count, seed=1, others=others)
-            sidecar, seconds = fine_tune(store, Path(work) / name / "digits.keras", mode, holdout)
+            card, seconds = fine_tune(store, Path(work) / name / "digits.keras", mode, holdout)
             after = style_accuracy(Recognizer(Path(work) / name / "digits.keras"), sets)
             runs.append({"mode": mode, "stored": count + 9 * others, "other_digits_each": others,
                          "holdout_fraction": holdout,
-                         "trained_on_corrections": sidecar["data"]["feedback"]["train"], "seconds": round(seconds, 1),
+                         "trained_on_corrections": card.corrections_used, "seconds": round(seconds, 1),
                          "calculator_digits_after": after,
-                         "mnist_test": {"before": sidecar["metrics_before"]["test_mnist"]["accuracy"],
-                                        "after": sidecar["metrics"]["test_mnist"]["accuracy"]},
-                         "store_holdout": {"count": sidecar["data"]["feedback"]["holdout"],
-                                           "before": sidecar["metrics_before"].get("feedback_holdout", {}).get("accuracy"),
-                                           "after": sidecar["metrics"].get("feedback_holdout", {}).get("accuracy")}})
+                         "mnist_test": {"before": card.metric(TEST_SPLIT, "accuracy", before=True),
+                                        "after": card.test_accuracy},
+                         "store_holdout": {"count": card.data["feedback"]["holdout"],
+                                           "before": card.metric(HOLDOUT_SPLIT, "accuracy", before=True),
+                                           "after": card.accuracy(HOLDOUT_SPLIT)}})
             run = runs[-1]
             print(f"\n== {mode}, {count} calculator 6s + {others} of each other calculator digit stored "
                   f"({run['trained_on_corrections']} trained on, "

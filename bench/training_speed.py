@@ -19,7 +19,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -96,9 +95,11 @@ def training_run(epochs: int, mixed: bool, work: Path) -> dict:
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed")
-    sidecar = json.loads(output.with_suffix(".json").read_text())
-    return {"wall_seconds": time.perf_counter() - start, "epoch_seconds_median": sidecar["epoch_seconds_median"],
-            "test_accuracy": sidecar["metrics"]["test_mnist"]["accuracy"],
+    from model.card import ModelCard
+
+    card = ModelCard.read(output)
+    return {"wall_seconds": time.perf_counter() - start, "epoch_seconds_median": card.epoch_seconds_median,
+            "test_accuracy": card.test_accuracy,
             "peak_rss_mb": usage.ru_maxrss / 1024}
 
 

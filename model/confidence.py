@@ -40,8 +40,9 @@ class Calibration:
     threshold: float = DEFAULT_THRESHOLD  # a calibrated top probability below this is refused
 
     @classmethod
-    def from_sidecar(cls, info: dict) -> Calibration:
-        entry = info.get("calibration") or {}
+    def from_card(cls, entry: dict | None) -> Calibration:
+        """From a model card's calibration record (None for a model trained before calibration)."""
+        entry = entry or {}
         return cls(float(entry.get("temperature", 1.0)), float(entry.get("threshold", DEFAULT_THRESHOLD)))
 
 

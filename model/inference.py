@@ -2,62 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from model.artifacts import (
-    SHIPPED_MODEL,
-    load_model,
-    read_lite_export,
-    verify_model_file,
-)
-from model.confidence import DIGIT, EMPTY, NOT_A_DIGIT, NOT_SURE, Calibration, calibrated, refusal_reason, verdict
+from model.artifacts import SHIPPED_MODEL
+from model.confidence import DIGIT, Calibration, calibrated, refusal_reason, verdict
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.lite import LiteModel, convert
-from model.preprocess import Preprocessed, preprocess, preprocess_number
-from model.segment import best_spans
-
-
-@dataclasses.dataclass(frozen=True)
-class Reading:
-    """One input's result: a digit with its probabilities, or the reason there is none.
-
-    A refused reading (verdict NOT_SURE or NOT_A_DIGIT) has no digit but keeps its
-    probabilities, its closest digit and that digit's confidence; an EMPTY one has none of them.
-    """
-
-    digit: int | None
-    confidence: float | None = None  # calibrated probability of `closest`
-    probabilities: tuple[float, ...] | None = None  # calibrated, 0-9
-    reason: str | None = None
-    model_input: np.ndarray | None = None  # the 28x28 image the model saw
-    box: tuple[int, int, int, int] | None = None
-    verdict: str = EMPTY
-    closest: int | None = None  # the likeliest digit, claimed or not
-
-    @property
-    def refused(self) -> bool:
-        return self.verdict in (NOT_SURE, NOT_A_DIGIT)
-
-    def top(self, count: int = 2) -> list[tuple[int, float]]:
-        if self.probabilities is None:
-            return []
-        order = np.argsort(self.probabilities)[::-1][:count]
-        return [(int(i), float(self.probabilities[i])) for i in order]
-
-
-class NumberReading(NamedTuple):
-    """A whole number read digit by digit, left to right, or the reason there is none.
-
-    When a piece is refused, `number` is None, `reason` names the piece's box and `digits` still
-    holds every piece's reading."""
-
-    number: str | None
-    digits: list[Reading]
-    reason: str | None = None
+from model.loading import load_model, read_lite_export, verify_model_file
+from model.number import read_number
+from model.preprocess import Preprocessed, preprocess
+from model.readings import NumberReading, Reading
 
 
 class Recognizer:
@@ -65,14 +21,14 @@ class Recognizer:
 
     def __init__(self, model_path: Path = SHIPPED_MODEL):
         self.model_path = Path(model_path)
-        self.info = verify_model_file(self.model_path)  # the file exists and matches its sidecar
-        exported = read_lite_export(self.model_path, self.info)
+        self.card = verify_model_file(self.model_path)  # the file exists and matches its card
+        exported = read_lite_export(self.model_path, self.card)
         self._keras = None
         if exported is None:  # no export beside the model: convert it now (needs TensorFlow, seconds)
             self._keras = load_model(self.model_path, verify=False)
             exported = convert(self._keras)
         self._forward = LiteModel(exported)
-        self.calibration = Calibration.from_sidecar(self.info)
+        self.calibration = Calibration.from_card(self.card.calibration)
 
     @property
     def model(self):
@@ -105,21 +61,8 @@ class Recognizer:
         return number.digits[0] if len(number.digits) == 1 else number
 
     def read_number(self, image: np.ndarray) -> NumberReading:
-        """Read every digit of a whole number, left to right."""
-        candidates = preprocess_number(image)
-        if isinstance(candidates, str):
-            return NumberReading(None, [], candidates)
-        readings = self._read_prepared(candidates.inputs)
-        chosen = best_spans(candidates.candidates, [r.confidence for r in readings], candidates.count)
-        digits = [readings[index] for index in chosen]
-        refused = [d for d in digits if d.refused]
-        if refused:
-            piece = refused[0]
-            x, y, w, h = piece.box
-            (first, _), (second, _) = piece.top(2)
-            what = "is not a digit" if piece.verdict == NOT_A_DIGIT else f"could be {first} or {second}"
-            return NumberReading(None, digits, f"the piece at x={x}, y={y} ({w}x{h} px) {what}")
-        return NumberReading("".join(str(d.digit) for d in digits), digits)
+        """Read every digit of a whole number, left to right (model.number)."""
+        return read_number(image, self._read_prepared)
 
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
         inputs = [p.image for p in prepared if p.image is not None]

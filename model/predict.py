@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--multi", action="store_true", help="read a whole number: every digit, left to right")
     parser.add_argument("--model", type=Path, default=None,
                         help="a .keras model with its JSON sidecar (default: the active version, as in the app; "
-                             "see python -m training.models list)")
+                             "see python -m services.versions list)")
     return parser
 
 

@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 from model.constants import DIGIT_BOX, INPUT_SIZE, PIXEL_MAX
-from model.segment import Candidate, candidate_spans, digit_regions
 
 # Larger inputs are shrunk first: a digit needs no more than this to be read,
 # and every later step then runs in bounded time and memory.
@@ -291,22 +290,6 @@ def preprocess(image: np.ndarray) -> Preprocessed:
     return Preprocessed(frame_digit(found.ink), None, found.box())
 
 
-@dataclasses.dataclass(frozen=True)
-class NumberCandidates:
-    """The pieces of ink in a number and every run of them that could be one digit."""
-
-    count: int  # pieces, left to right
-    candidates: list[Candidate]  # runs of pieces that could be one digit (model.segment)
-    inputs: list[Preprocessed]  # the model input of each candidate
-
-
-def preprocess_number(image: np.ndarray) -> NumberCandidates | str:
-    """An image of a whole number -> model inputs for its pieces and their likely unions (or why none)."""
-    found = find_ink(image)
-    if isinstance(found, str):
-        return found
-    pieces = digit_regions(found.mask)
-    candidates = candidate_spans(pieces)
-    inputs = [Preprocessed(frame_digit(np.where(_near(c.region), found.ink, 0.0)), None, found.box(c.region))
-              for c in candidates]
-    return NumberCandidates(len(pieces), candidates, inputs)
+def frame_region(found: Ink, region: np.ndarray) -> Preprocessed:
+    """One region of the ink (a piece of a number, model.number) -> its 28x28 model input."""
+    return Preprocessed(frame_digit(np.where(_near(region), found.ink, 0.0)), None, found.box(region))

@@ -22,7 +22,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path, read_sidecar
+from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path
+from model.card import TEST_SPLIT, ModelCard
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_VERSION = "shipped"
@@ -34,12 +35,12 @@ MODEL_FILE = "digits.keras"
 PROMOTION_MARGIN = 0.002
 
 
-def worse_by(candidate: dict, active: ModelVersion) -> float:
+def worse_by(candidate: ModelCard, active: ModelCard) -> float:
     """How much lower the candidate's MNIST test accuracy is (0 if not lower or unknown)."""
-    new = candidate.get("metrics", {}).get("test_mnist", {}).get("accuracy")
-    if new is None or active.test_accuracy is None:
+    new, old = candidate.test_accuracy, active.test_accuracy
+    if new is None or old is None:
         return 0.0
-    return max(0.0, active.test_accuracy - new)
+    return max(0.0, old - new)
 
 
 def data_dir() -> Path:
@@ -48,18 +49,11 @@ def data_dir() -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class ModelVersion:
+    """A stored model: its name in the registry (`shipped` for the one in model/), file and card."""
+
     version: str
     path: Path
-    info: dict
-
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.info.get("metrics", {}).get("test_mnist", {}).get("accuracy")
-
-    @property
-    def trained_on(self) -> str:
-        datasets = self.info.get("data", {}).get("datasets", [])
-        return " + ".join(f"{d['name']} ({d['train']:,} train)" for d in datasets) or "unknown data"
+    card: ModelCard
 
 
 class Registry:
@@ -89,7 +83,7 @@ class Registry:
         path = self._path(version)
         if not path.exists():
             raise ModelFileError(f"Model version {version!r} does not exist (looked for {path}).")
-        return ModelVersion(version, path, read_sidecar(path))
+        return ModelVersion(version, path, ModelCard.read(path))
 
     def versions(self) -> list[ModelVersion]:
         """Every stored version, newest first, then the shipped one."""
@@ -132,8 +126,7 @@ class Registry:
     def add(self, model_path: Path) -> ModelVersion:
         """Copy a trained model and its companion files in, as a new inactive version."""
         model_path = Path(model_path)
-        info = read_sidecar(model_path)
-        version = info["version"]
+        version = ModelCard.read(model_path).version
         target = self.root / version
         staging = self.root / f".{version}.incoming"
         shutil.rmtree(staging, ignore_errors=True)
@@ -176,7 +169,7 @@ class Registry:
     def confusion(self, version: str) -> list[list[int]] | None:
         """The MNIST test confusion matrix recorded for a version (sidecar, or its evaluation file)."""
         chosen = self.get(version)
-        matrix = chosen.info.get("metrics", {}).get("test_mnist", {}).get("confusion_matrix")
+        matrix = chosen.card.metric(TEST_SPLIT, "confusion_matrix")
         if matrix is None:
             with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
                 matrix = json.loads(companion_path(chosen.path, "evaluation.json").read_text()).get("confusion_matrix")

@@ -170,19 +170,20 @@ def test_sidebar_shows_the_active_model(canvas):
 
 
 def test_second_training_start_is_refused(canvas, monkeypatch):
-    from training import jobs as jobs_module
+    from services import jobs as jobs_module
 
     started = []
 
-    def fake_start(self, **settings):
+    def fake_start(self, config):
         if started:
             raise jobs_module.TrainingAlreadyRunning("A training run is already running on this server")
-        started.append(settings)
+        started.append(config)
 
     monkeypatch.setattr(jobs_module.TrainingJobs, "start", fake_start)
     at = _app().run()
     at.sidebar.button(key="train_start").click().run()
-    assert started and started[0]["preset"] == "quick" and started[0]["data"] == ("mnist",)
+    assert started and started[0].data == ("mnist",)  # the quick preset:
+    assert (started[0].architecture, started[0].epochs, started[0].fine_tune) == ("compact", 3, False)
     at.sidebar.button(key="train_start").click().run()
     assert any("already running" in w.value for w in at.sidebar.warning)
 
@@ -218,7 +219,7 @@ def test_a_single_digit_in_whole_number_mode_is_a_one_digit_number(canvas, mnist
 
 
 def _store():
-    from training.corrections import CorrectionStore
+    from services.corrections import CorrectionStore
 
     return CorrectionStore()  # the one in $DIGITS_DATA_DIR, as the app uses
 
@@ -295,7 +296,7 @@ def test_with_an_admin_token_only_reading_and_correcting_are_open(canvas, monkey
 def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist_sample, stand_in_model):
     from model.inference import Recognizer
     from model.registry import Registry
-    from training.models import main as models_cli
+    from services.versions import main as models_cli
 
     x, y = mnist_sample
     canvas.image = _canvas_rgba(x[35])
@@ -333,10 +334,10 @@ def test_versions_are_compared_side_by_side_in_a_dialog(canvas, stand_in_model):
 
 
 def test_retraining_with_corrections_passes_how_they_count(canvas, monkeypatch, mnist_sample):
-    from training import jobs as jobs_module
+    from services import jobs as jobs_module
 
     started = []
-    monkeypatch.setattr(jobs_module.TrainingJobs, "start", lambda self, **settings: started.append(settings))
+    monkeypatch.setattr(jobs_module.TrainingJobs, "start", lambda self, config: started.append(config))
     x, _ = mnist_sample
     canvas.image = _canvas_rgba(x[35])
     at = _app().run()
@@ -346,7 +347,7 @@ def test_retraining_with_corrections_passes_how_they_count(canvas, monkeypatch, 
     at.sidebar.number_input(key="train_feedback_factor").set_value(5).run()
     at.sidebar.button(key="train_start").click().run()
     assert not at.exception
-    assert started[-1]["feedback"] and started[-1]["feedback_mode"] == "weight" and started[-1]["feedback_factor"] == 5
+    assert started[-1].feedback and started[-1].feedback_mode == "weight" and started[-1].feedback_factor == 5
 
 
 def test_a_damaged_active_model_falls_back_to_the_last_good_one(canvas, mnist_sample, stand_in_model, tmp_path):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.corrections import CorrectionStore
-from training.corrections import main as corrections_cli
+from services.corrections import CorrectionStore
+from services.corrections import main as corrections_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITERS, PER_WRITER = 8, 200
@@ -68,7 +68,7 @@ def test_large_photos_are_kept_smaller_and_bad_samples_are_refused(tmp_path):
 
 MANY_WRITES_SCRIPT = """
 import sys, numpy as np
-from training.corrections import CorrectionStore
+from services.corrections import CorrectionStore
 store, writer, count = CorrectionStore(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 for i in range(count):
     sample = np.random.default_rng(writer * 1000 + i).integers(0, 256, (28, 28), dtype=np.uint8)
@@ -94,7 +94,7 @@ def test_eight_concurrent_writers_store_every_correction(tmp_path):
 
 WRITER_SCRIPT = """
 import sys, numpy as np
-from training.corrections import CorrectionStore
+from services.corrections import CorrectionStore
 store = CorrectionStore(sys.argv[1])
 big = np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8)  # slow enough to be killed mid-write
 i = 0
@@ -106,7 +106,7 @@ while True:
 
 OPEN_TRANSACTION_SCRIPT = """
 import sys, time
-from training.corrections import CorrectionStore
+from services.corrections import CorrectionStore
 store = CorrectionStore(sys.argv[1])
 with store._transaction() as db:
     db.execute("INSERT INTO corrections (created, label, predicted, confidence, model_version, source, model_input, "

@@ -124,9 +124,9 @@ def test_an_interrupted_run_resumes_from_its_backup_and_keeps_the_whole_history(
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 2
     assert not (tmp_path / "m.keras").exists()
 
-    sidecar = train(config, datasets=data)
-    assert sidecar["distribution"]["resumed_at_epoch"] == 3
-    assert sidecar["epochs_run"] == 4 and len(json.loads((tmp_path / "m.history.json").read_text())["loss"]) == 4
+    card = train(config, datasets=data)
+    assert card.distribution["resumed_at_epoch"] == 3
+    assert card.epochs_run == 4 and len(json.loads((tmp_path / "m.history.json").read_text())["loss"]) == 4
     assert not backup.exists()  # removed once training finished
 
 

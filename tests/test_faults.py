@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.artifacts import verify_model_file
+from model.loading import verify_model_file
 from model.registry import SHIPPED_VERSION, Registry
 from training.data import Dataset, Split, save_cache
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from bench.synth import seven_segment
-from model.artifacts import SHIPPED_MODEL, read_sidecar
-from training.corrections import CorrectionStore
+from model.artifacts import SHIPPED_MODEL
+from model.card import ModelCard
+from services.corrections import CorrectionStore
 from training.data import Dataset, Split, save_cache
 from training.feedback import NoCorrectionsError, held_out, load_corrections, mix
 
@@ -76,7 +77,7 @@ def test_a_fine_tune_on_50_corrections_learns_a_style_the_model_got_wrong(tmp_pa
 
     config = TrainConfig(feedback=True, fine_tune=True, corrections=store.path, feedback_holdout=0.0,
                          base_model=SHIPPED_MODEL, output=tmp_path / "tuned.keras", validation_size=300)
-    sidecar = train(config, datasets=[_replay_data(mnist_sample)])
+    card = train(config, datasets=[_replay_data(mnist_sample)])
     tuned = Recognizer(tmp_path / "tuned.keras")
 
     before, after = _accuracy(recognizer, held_out_images, STYLE_DIGIT), _accuracy(tuned, held_out_images, STYLE_DIGIT)
@@ -86,7 +87,7 @@ def test_a_fine_tune_on_50_corrections_learns_a_style_the_model_got_wrong(tmp_pa
     mnist_after = float((tuned.probabilities(x).argmax(1) == y).mean())
     print(f"\nheld-out calculator 6s: {before:.1%} -> {after:.1%}; calculator 5s: {fives_before:.1%} -> "
           f"{fives_after:.1%}; MNIST sample: {mnist_before:.1%} -> {mnist_after:.1%}")
-    assert sidecar["data"]["feedback"]["train"] == CORRECTIONS and sidecar["fine_tuned_from"]
+    assert card.corrections_used == CORRECTIONS and card.fine_tuned_from
     assert before <= 0.1 and after >= 0.8  # the style is learnt...
     assert fives_after >= fives_before - 0.1  # ...without turning the real 5s into 6s
     assert mnist_after >= mnist_before - 0.04  # and what it knew is kept (at most 2 of these 50 lost)
@@ -109,15 +110,15 @@ def test_the_training_command_reports_before_and_after_and_registers(tmp_path, m
     assert main(["--fine-tune", "--feedback", "--fine-tune-epochs", "1", "--register", *common]) == 0
     printed = capsys.readouterr().out
     assert "feedback_holdout" in printed and "before:" in printed
-    sidecar = read_sidecar(tmp_path / "out" / "digits.keras")
-    feedback = sidecar["data"]["feedback"]
+    card = ModelCard.read(tmp_path / "out" / "digits.keras")
+    feedback = card.data["feedback"]
     assert feedback["train"] + feedback["holdout"] == 30 and feedback["holdout"] > 0
-    assert sidecar["metrics_before"]["version"] == "shipped"
-    assert sidecar["metrics_before"]["feedback_holdout"]["count"] == feedback["holdout"]
-    assert len(sidecar["metrics"]["test_mnist"]["confusion_matrix"]) == 10
-    assert [v.version for v in Registry().versions()] == [sidecar["version"], "shipped"]
+    assert card.before_version == "shipped"
+    assert card.metrics_before["feedback_holdout"].count == feedback["holdout"]
+    assert len(card.metrics["test_mnist"].confusion_matrix) == 10
+    assert [v.version for v in Registry().versions()] == [card.version, "shipped"]
     assert Registry().active().version == "shipped"  # registered, not activated
-    json.dumps(sidecar)
+    json.dumps(card.to_json())
 
     store.path.unlink()
     assert main(["--fine-tune", "--feedback", *common]) == 1

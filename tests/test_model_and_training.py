@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from model.architectures import ARCHITECTURES, build_model
-from model.artifacts import ModelFileError, companion_path, file_sha256, load_model, read_sidecar, sidecar_path
+from model.artifacts import ModelFileError, companion_path, file_sha256, sidecar_path
+from model.card import ModelCard
+from model.loading import load_model
 from training.config import TrainConfig, build_parser, config_from_args
 from training.data import Dataset, Split
 
@@ -139,11 +141,12 @@ def toy_model(tmp_path_factory):
 
 
 def test_training_writes_model_sidecar_history_and_curves(toy_model):
-    config, sidecar = toy_model
+    config, card = toy_model
     output = config.output
     assert output.exists() and sidecar_path(output).exists()
-    on_disk = read_sidecar(output)
-    assert on_disk == json.loads(json.dumps(sidecar))
+    assert ModelCard.read(output) == card
+    on_disk = json.loads(sidecar_path(output).read_text())
+    assert on_disk == card.to_json()
     for key in ("version", "created", "data", "config", "epochs_run", "metrics", "libraries", "model_sha256",
                 "training_seconds", "epoch_seconds_median"):
         assert key in on_disk
@@ -159,14 +162,14 @@ def test_training_writes_model_sidecar_history_and_curves(toy_model):
 
 def test_training_calibrates_and_can_add_generated_digits_and_non_digits(toy_model, tmp_path):
     _, plain = toy_model
-    calibration = plain["calibration"]
+    calibration = plain.calibration
     assert calibration["temperature"] > 0 and 0 < calibration["threshold"] < 1 and 0 <= calibration["ece"] <= 1
     assert companion_path(toy_model[0].output, "reliability.png").stat().st_size > 1000
     # 1,000 and 2,000 per 55,000 real images: the 200 toy images get 4 and 7 more.
-    config, sidecar = _train_toy(tmp_path, generated_digits=1000, non_digits=2000, aspect=0.3)
-    assert sidecar["data"]["train"] == 200 + 4 + 7
-    assert set(sidecar["calibration"]["refused"]) == {"mnist", "generated", "non_digits"}
-    assert sidecar["config"]["non_digits"] == 2000 and sidecar["metrics"]["test_mnist"]["count"] == 60
+    config, card = _train_toy(tmp_path, generated_digits=1000, non_digits=2000, aspect=0.3)
+    assert card.data["train"] == 200 + 4 + 7
+    assert set(card.calibration["refused"]) == {"mnist", "generated", "non_digits"}
+    assert card.config["non_digits"] == 2000 and card.metrics["test_mnist"].count == 60
 
 
 def test_saved_model_loads_in_safe_mode_and_checks_its_sha(toy_model, tmp_path):
@@ -207,11 +210,11 @@ def test_evaluation_writes_report_figures_and_json(toy_model, tmp_path):
     config, _ = toy_model
     test = _toy_dataset(80, seed=3)
     result = evaluate(Recognizer(config.output), test)
-    assert 0.0 <= result["accuracy"] <= 1.0 and result["count"] == 80
-    assert np.array(result["confusion_matrix"]).sum() == 80
+    assert 0.0 <= result.metrics.accuracy <= 1.0 and result.metrics.count == 80
+    assert np.array(result.metrics.confusion_matrix).sum() == 80
     written = write_outputs(config.output, result, test, tmp_path)
     saved = json.loads(written["evaluation.json"].read_text())
-    assert saved["accuracy"] == result["accuracy"] and "per_class" in saved
+    assert saved["accuracy"] == result.metrics.accuracy and "per_class" in saved
     assert written["confusion.png"].stat().st_size > 1000 and written["worst.png"].stat().st_size > 1000
     assert "F1 9" in comparison_table(["a", "b"], [result, result])
 
@@ -233,9 +236,9 @@ def test_training_exports_the_fast_path_and_a_damaged_export_is_rebuilt(toy_mode
 
     from model.inference import Recognizer
 
-    config, sidecar = toy_model
+    config, card = toy_model
     export = companion_path(config.output, "tflite")
-    assert sidecar["tflite_sha256"] == file_sha256(export)
+    assert card.tflite_sha256 == file_sha256(export)
     images = _toy_dataset(50, seed=5).x
     exported = Recognizer(config.output)
     assert exported._keras is None  # read with the export alone: Keras was not needed
@@ -262,9 +265,9 @@ def test_mixed_precision_trains_exports_and_restores_the_policy(tmp_path):
 
     from model.inference import Recognizer
 
-    config, sidecar = _train_toy(tmp_path, mixed_precision=True)
+    config, card = _train_toy(tmp_path, mixed_precision=True)
     assert keras.mixed_precision.global_policy().name == "float32"  # the process is left as it was
-    assert sidecar["config"]["mixed_precision"] and sidecar["tflite_sha256"]
+    assert card.config["mixed_precision"] and card.tflite_sha256
     recognizer = Recognizer(config.output)
     images = _toy_dataset(50, seed=6).x
     keras_probabilities = recognizer.model.predict(images.astype(np.float32)[..., None], verbose=0)
@@ -273,4 +276,4 @@ def test_mixed_precision_trains_exports_and_restores_the_policy(tmp_path):
     # (0.4% relative error per operation): the same model gives the same answers, to about 1e-2.
     assert np.abs(exported - keras_probabilities).max() < 2e-2
     assert np.array_equal(exported.argmax(axis=1), keras_probabilities.argmax(axis=1))
-    assert sidecar["metrics"]["test_mnist"]["accuracy"] > 0.5
+    assert card.metrics["test_mnist"].accuracy > 0.5

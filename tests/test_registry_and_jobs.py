@@ -2,14 +2,22 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, file_sha256, sidecar_path
+from model.card import Metrics, ModelCard
 from model.registry import SHIPPED_VERSION, Registry, worse_by
+from services.jobs import TrainingAlreadyRunning, TrainingJobs
+from training.config import PRESETS, TrainConfig
 from training.data import Dataset, Split, save_cache
-from training.jobs import TrainingAlreadyRunning, TrainingJobs
+
+
+def _preset(name, **changes):
+    """A config as the app's retrain form makes it: a preset's overrides, then the user's changes."""
+    return TrainConfig(**{**PRESETS[name].overrides, **changes})
 
 
 def _fake_model(folder, version, accuracy):
@@ -64,10 +72,13 @@ def test_a_pointer_to_a_missing_version_falls_back_to_the_shipped_model(tmp_path
 def test_promotion_margin():
     registry = Registry()
     shipped = registry.active()
-    accuracy = shipped.test_accuracy
-    assert worse_by({"metrics": {"test_mnist": {"accuracy": accuracy - 0.01}}}, shipped) == pytest.approx(0.01)
-    assert worse_by({"metrics": {"test_mnist": {"accuracy": accuracy + 0.001}}}, shipped) == 0.0
-    assert worse_by({"metrics": {}}, shipped) == 0.0
+    accuracy = shipped.card.test_accuracy
+    def candidate(**metrics):
+        return ModelCard(version="new", metrics={name: Metrics(accuracy=value) for name, value in metrics.items()})
+
+    assert worse_by(candidate(test_mnist=accuracy - 0.01), shipped.card) == pytest.approx(0.01)
+    assert worse_by(candidate(test_mnist=accuracy + 0.001), shipped.card) == 0.0
+    assert worse_by(candidate(), shipped.card) == 0.0
 
 
 @pytest.fixture
@@ -81,18 +92,18 @@ def tiny_cache(tmp_path, monkeypatch, mnist_sample):
 
 def test_a_training_job_runs_in_the_background_and_reports_progress(tmp_path, tiny_cache):
     jobs = TrainingJobs(tmp_path / "runs")
-    state = jobs.start("quick", epochs=2, extra_args=("--validation-size", "50"))
+    state = jobs.start(_preset("quick", epochs=2, validation_size=50))
     assert state.running
     with pytest.raises(TrainingAlreadyRunning, match="already running"):
-        jobs.start("quick")
+        jobs.start(_preset("quick"))
     assert TrainingJobs(tmp_path / "runs").state().running  # another session sees the same job
     final = jobs.wait(timeout=300)
     assert final.status == "done", final.message
     assert final.progress["history"]["loss"] and len(final.progress["history"]["val_loss"]) == 2
-    sidecar = final.sidecar()
-    assert sidecar["architecture"] == "compact" and sidecar["epochs_run"] == 2
+    card = final.card()
+    assert card.architecture == "compact" and card.epochs_run == 2
     registry = Registry()
-    assert registry.get(sidecar["version"]).info["model_sha256"] == sidecar["model_sha256"]  # every model is kept
+    assert registry.get(card.version).card.model_sha256 == card.model_sha256  # every model is kept
     assert registry.active().version == SHIPPED_VERSION  # but not activated
     jobs.resolve("kept")
     assert jobs.state().resolved == "kept"
@@ -100,21 +111,21 @@ def test_a_training_job_runs_in_the_background_and_reports_progress(tmp_path, ti
 
 def test_a_cancelled_job_leaves_no_model(tmp_path, tiny_cache):
     jobs = TrainingJobs(tmp_path / "runs")
-    assert jobs.start("quick", epochs=50).running
+    assert jobs.start(_preset("quick", epochs=50)).running
     jobs.cancel()
     final = jobs.state()
     assert final.status == "cancelled" and not final.running
     assert not final.model_path.exists()
-    assert jobs.start("quick", epochs=1).running  # a new job may start after a cancel
+    assert jobs.start(_preset("quick", epochs=1)).running  # a new job may start after a cancel
     jobs.cancel()
 
 
 def test_a_failing_job_reports_why(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGITS_CACHE_DIR", str(tmp_path / "empty-cache"))
     jobs = TrainingJobs(tmp_path / "runs")
-    jobs.start("quick", data=("mnist",), extra_args=("--data-dir", str(tmp_path / "nothing"), "--batch-size", "0"))
+    jobs.start(_preset("quick", shards=tmp_path / "no-shards"))  # valid, but the worker finds no data there
     final = jobs.wait(timeout=120)
-    assert final.status == "failed" and "batch_size" in final.message
+    assert final.status == "failed" and "no-shards has no" in final.message and "write the shards" in final.message
 
 
 def test_versions_are_deleted_but_never_the_active_or_shipped_one(tmp_path):
@@ -137,7 +148,7 @@ def test_versions_are_deleted_but_never_the_active_or_shipped_one(tmp_path):
 def test_the_models_command_lists_compares_activates_rolls_back_and_deletes(tmp_path, capsys):
     import json
 
-    from training.models import main
+    from services.versions import main
 
     registry = Registry(tmp_path / "models")
     first = registry.add(_fake_model(tmp_path / "run1", "20260101-000000", 0.991)).version
@@ -169,10 +180,11 @@ def test_the_models_command_lists_compares_activates_rolls_back_and_deletes(tmp_
 
 def test_the_worker_is_told_how_corrections_count_and_to_register(tmp_path, tiny_cache):
     jobs = TrainingJobs(tmp_path / "runs")
-    jobs.start("finetune", epochs=2, feedback_mode="weight", feedback_factor=7)
+    jobs.start(_preset("finetune", fine_tune_epochs=2, feedback_mode="weight", feedback_factor=7))
     command = json.loads((tmp_path / "runs" / "current.json").read_text())["command"]
     jobs.cancel()
-    assert command[command.index("--fine-tune-epochs") + 1] == "2"
-    for flag, value in (("--feedback-mode", "weight"), ("--feedback-factor", "7")):
-        assert command[command.index(flag) + 1] == value
-    assert "--feedback" in command and "--register" in command
+    config_file = Path(command[command.index("--config") + 1])
+    handed = TrainConfig.from_json(json.loads(config_file.read_text()))
+    assert (handed.fine_tune, handed.fine_tune_epochs) == (True, 2)
+    assert (handed.feedback, handed.feedback_mode, handed.feedback_factor) == (True, "weight", 7)
+    assert handed.register and handed.output.parent == handed.progress_file.parent == config_file.parent

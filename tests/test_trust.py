@@ -33,9 +33,9 @@ def test_verdict_tells_a_sure_digit_an_ambiguous_one_and_a_non_digit_apart():
     assert verdict(spread, 0.6) == NOT_A_DIGIT and refusal_reason(NOT_A_DIGIT, spread).startswith("not a digit")
 
 
-def test_calibration_is_read_from_the_sidecar_with_defaults_for_old_models():
-    assert Calibration.from_sidecar({}) == Calibration()
-    assert Calibration.from_sidecar({"calibration": {"temperature": 1.5, "threshold": 0.4}}) == Calibration(1.5, 0.4)
+def test_calibration_is_read_from_the_card_with_defaults_for_old_models():
+    assert Calibration.from_card(None) == Calibration()
+    assert Calibration.from_card({"temperature": 1.5, "threshold": 0.4}) == Calibration(1.5, 0.4)
 
 
 def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy_and_large_when_not():

@@ -119,21 +119,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from model.artifacts import atomic_write_json, companion_path, read_sidecar, sidecar_path
+    from model.artifacts import companion_path
+    from model.card import ModelCard
     from model.inference import Recognizer
     from training.data import load_dataset
     from training.train import split_validation
 
-    info = read_sidecar(args.model)
-    config = info.get("config", {})
+    card = ModelCard.read(args.model)
+    config = card.config
     train = load_dataset("mnist").train
     _, validation = split_validation(train, int(config.get("validation_size", 5000)), int(config.get("seed", 42)))
     recognizer = Recognizer(args.model)
     sets = held_out_sets(validation.x, validation.y, int(config.get("seed", 42)))
-    info["calibration"] = calibrate(recognizer.probabilities, sets, companion_path(args.model, "reliability.png"))
-    atomic_write_json(sidecar_path(args.model), info)
-    print(f"Calibrated {args.model}: temperature {info['calibration']['temperature']}, "
-          f"threshold {info['calibration']['threshold']}, ECE {info['calibration']['ece']:.4f}")
+    calibration = calibrate(recognizer.probabilities, sets, companion_path(args.model, "reliability.png"))
+    card.replace(calibration=calibration).write(args.model)
+    print(f"Calibrated {args.model}: temperature {calibration['temperature']}, "
+          f"threshold {calibration['threshold']}, ECE {calibration['ece']:.4f}")
     return 0
 
 

@@ -8,6 +8,7 @@ With --compare, prints both models side by side.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -15,53 +16,55 @@ from pathlib import Path
 import numpy as np
 
 from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path
+from model.card import Metrics
+from training import metrics
 from training.data import DEFAULT_CACHE_DIR, DataUnavailableError, Split, load_dataset
 
 WORST_COUNT = 32
 
 
-def evaluate(recognizer, test: Split) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One model on the test set: its figures (training.metrics), per digit, and every answer."""
+
+    metrics: Metrics
+    per_class: dict[str, dict]
+    report_text: str
+    predicted: np.ndarray
+    confidence: np.ndarray
+
+
+def evaluate(recognizer, test: Split) -> Evaluation:
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of one model."""
-    from sklearn.metrics import classification_report, confusion_matrix
-
-    probabilities = np.concatenate([recognizer.probabilities(test.x[i : i + 2048]) for i in range(0, len(test), 2048)])
+    labels, probabilities = metrics.outputs(recognizer.probabilities, test, batch_size=2048)
     predicted = probabilities.argmax(axis=1)
-    report = classification_report(test.y, predicted, labels=list(range(10)), digits=4, output_dict=True, zero_division=0)
-    return {
-        "accuracy": float((predicted == test.y).mean()),
-        "errors": int((predicted != test.y).sum()),
-        "count": len(test),
-        "per_class": {str(d): {k: round(float(report[str(d)][k]), 5) for k in ("precision", "recall", "f1-score", "support")}
-                      for d in range(10)},
-        "confusion_matrix": confusion_matrix(test.y, predicted, labels=list(range(10))).tolist(),
-        "report_text": classification_report(test.y, predicted, labels=list(range(10)), digits=4, zero_division=0),
-        "_predicted": predicted,
-        "_confidence": probabilities.max(axis=1),
-    }
+    return Evaluation(metrics.summarize(labels, probabilities), metrics.per_class(labels, predicted),
+                      metrics.report_text(labels, predicted), predicted, probabilities.max(axis=1))
 
 
-def write_outputs(model_path: Path, result: dict, test: Split, output_dir: Path | None) -> dict[str, Path]:
+def write_outputs(model_path: Path, result: Evaluation, test: Split, output_dir: Path | None) -> dict[str, Path]:
     from training.reports import plot_confusion, plot_worst
 
     base = (output_dir / model_path.name) if output_dir else model_path
     paths = {kind: companion_path(base, kind) for kind in ("evaluation.json", "confusion.png", "worst.png")}
-    predicted, confidence = result["_predicted"], result["_confidence"]
-    wrong = np.flatnonzero(predicted != test.y)
-    worst = wrong[np.argsort(-confidence[wrong])][:WORST_COUNT]
-    plot_confusion(np.array(result["confusion_matrix"]), paths["confusion.png"],
-                   f"{model_path.name}: accuracy {result['accuracy']:.4%} on {result['count']} test images")
-    plot_worst(test.x[worst], test.y[worst], predicted[worst], confidence[worst], paths["worst.png"])
-    public = {k: v for k, v in result.items() if not k.startswith("_") and k != "report_text"}
-    atomic_write_json(paths["evaluation.json"], {"model": str(model_path), "dataset": "mnist test", **public})
+    figures = result.metrics
+    wrong = np.flatnonzero(result.predicted != test.y)
+    worst = wrong[np.argsort(-result.confidence[wrong])][:WORST_COUNT]
+    plot_confusion(np.array(figures.confusion_matrix), paths["confusion.png"],
+                   f"{model_path.name}: accuracy {figures.accuracy:.4%} on {figures.count} test images")
+    plot_worst(test.x[worst], test.y[worst], result.predicted[worst], result.confidence[worst], paths["worst.png"])
+    atomic_write_json(paths["evaluation.json"], {
+        "model": str(model_path), "dataset": "mnist test", "accuracy": figures.accuracy, "errors": figures.errors,
+        "count": figures.count, "per_class": result.per_class, "confusion_matrix": figures.confusion_matrix})
     return paths
 
 
-def comparison_table(names: list[str], results: list[dict]) -> str:
+def comparison_table(names: list[str], results: list[Evaluation]) -> str:
     header = f"{'':>10}" + "".join(f"{name[-24:]:>26}" for name in names)
-    lines = [header, f"{'accuracy':>10}" + "".join(f"{r['accuracy']:>26.4%}" for r in results),
-             f"{'errors':>10}" + "".join(f"{r['errors']:>26d}" for r in results)]
+    lines = [header, f"{'accuracy':>10}" + "".join(f"{r.metrics.accuracy:>26.4%}" for r in results),
+             f"{'errors':>10}" + "".join(f"{r.metrics.errors:>26d}" for r in results)]
     for digit in range(10):
-        lines.append(f"{'F1 ' + str(digit):>10}" + "".join(f"{r['per_class'][str(digit)]['f1-score']:>26.4f}" for r in results))
+        lines.append(f"{'F1 ' + str(digit):>10}" + "".join(f"{r.per_class[str(digit)]['f1-score']:>26.4f}" for r in results))
     return "\n".join(lines)
 
 
@@ -91,8 +94,9 @@ def main(argv=None) -> int:
         for path in models:
             result = evaluate(Recognizer(path), test)
             written = write_outputs(path, result, test, args.output_dir)
-            print(f"== {path}: accuracy {result['accuracy']:.4%} ({result['errors']} errors in {result['count']})")
-            print(result["report_text"])
+            print(f"== {path}: accuracy {result.metrics.accuracy:.4%} ({result.metrics.errors} errors in "
+                  f"{result.metrics.count})")
+            print(result.report_text)
             print("wrote " + ", ".join(str(p) for p in written.values()))
             results.append(result)
     except (ModelFileError, DataUnavailableError) as error:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.corrections import CorrectionStore, Samples, default_store_path
+from services.corrections import CorrectionStore, Samples, default_store_path
 from training.data import Split
 
 FEEDBACK_MODES = ("oversample", "weight")

@@ -1,4 +1,4 @@
-"""Training progress as a small JSON file, so that another process can show it.
+"""Training progress: a small JSON file another process can show, and each epoch's time.
 
 The app runs training in a worker process and reads this file to draw the
 progress bar and curves; a reloaded page or another session reads the same.
@@ -57,3 +57,17 @@ class ProgressFile(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         self.state["status"] = "evaluating"
         self._write(force=True)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's wall time."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)

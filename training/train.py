@@ -1,4 +1,11 @@
-"""Train the CNN from a TrainConfig and write the model with its sidecar."""
+"""Train the CNN from a TrainConfig and write the model with its card.
+
+The pipeline, in the order `train` runs it: load the data (`training_inputs`), measure
+the base model when fine-tuning, build and compile the model, fit it with the
+callbacks (backup, timer, early stopping, progress), then evaluate, calibrate and
+save it atomically with its card. TensorFlow starts when `train` runs, not when
+this module is imported: the command line sets devices up before that.
+"""
 
 from __future__ import annotations
 
@@ -13,42 +20,47 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from model.architectures import build_model
+from model.artifacts import atomic_write_bytes, atomic_write_json, companion_path, file_sha256
+from model.card import TEST_SPLIT, ModelCard
+from model.constants import INPUT_SIZE, NUM_CLASSES
+from model.lite import convert
+from model.loading import load_model
+from model.registry import Registry
 from model.tf_runtime import tensorflow
-
-tf = tensorflow()  # before Keras, so that TensorFlow starts quietly
-import keras  # noqa: E402
-
-from model.architectures import build_model  # noqa: E402
-from model.artifacts import (atomic_write_bytes, atomic_write_json, companion_path, file_sha256,  # noqa: E402
-                             load_model, read_sidecar, sidecar_path)
-from model.constants import INPUT_SIZE, NUM_CLASSES  # noqa: E402
-from model.lite import convert  # noqa: E402
-from model.registry import Registry  # noqa: E402
-from training.augment import build_augmenter  # noqa: E402
-from training.calibrate import calibrate, held_out_sets  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.corrections import default_store_path  # noqa: E402
-from training.data import Dataset, Split, load_datasets  # noqa: E402
-from training.distribute import (WorkerLostError, backup_callback, backup_dir_for,  # noqa: E402
-                                  is_chief, make_strategy, prepare_backup, replicas, scaled_learning_rate,
-                                  sharded_options)
-from training.feedback import load_corrections, mix, replay_subset  # noqa: E402
-from training.glyphs import NON_DIGIT_LABEL, generated_digits, generated_non_digits  # noqa: E402
-from training.progress import ProgressFile  # noqa: E402
-from training.reports import plot_curves  # noqa: E402
-from training.shards import ShardError, ShardSet  # noqa: E402
+from services.corrections import default_store_path
+from training import metrics
+from training.calibrate import calibrate, held_out_sets
+from training.config import TrainConfig
+from training.data import Dataset, Split, load_datasets
+from training.distribute import (WorkerLostError, backup_callback, backup_dir_for, is_chief, make_strategy,
+                                 prepare_backup, replicas, scaled_learning_rate, sharded_options)
+from training.feedback import load_corrections, mix, replay_subset
+from training.glyphs import NON_DIGIT_LABEL, generated_digits, generated_non_digits
+from training.reports import plot_curves
+from training.shards import ShardError, ShardSet
 
 log = logging.getLogger(__name__)
 
 GENERATED_PER_TRAINING_SET = 55_000  # --generated-digits and --non-digits are counts for this many real images
 
 
+def _keras():
+    """TensorFlow and Keras, started quietly (TensorFlow first, so that Keras starts it without chatter)."""
+    tf = tensorflow()
+    import keras
+
+    return tf, keras
+
+
 def library_versions() -> dict:
     import cv2
 
+    tf, keras = _keras()
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "opencv": cv2.__version__}
 
@@ -80,6 +92,7 @@ def _tf_pipeline(source, config: TrainConfig, augmenter=None, shuffle: bool = Fa
     `batch_size` is the global batch (all replicas); the input is sharded by element (DATA), so
     every worker must shuffle with the same seed, which it does.
     """
+    tf = tensorflow()
     if isinstance(source, Split):
         arrays = (source.x[..., None], source.y) if weights is None else (source.x[..., None], source.y, weights)
         data, buffer = tf.data.Dataset.from_tensor_slices(arrays), len(source)
@@ -101,6 +114,7 @@ def training_targets(labels):
     Outlier exposure (Hendrycks et al., 2019): a non-digit teaches "no digit is likelier than
     another", so the model's top probability stays low on things that are not digits.
     """
+    tf = tensorflow()
     labels = tf.cast(labels, tf.int32)
     one_hot = tf.one_hot(tf.minimum(labels, NUM_CLASSES - 1), NUM_CLASSES)
     uniform = tf.fill(tf.shape(one_hot), 1.0 / NUM_CLASSES)
@@ -133,6 +147,7 @@ def _peak_learning_rate(config: TrainConfig, replica_count: int) -> float:
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int, replica_count: int = 1):
     """The schedule, in steps of the global batch, peaking at _peak_learning_rate."""
+    _, keras = _keras()
     peak = _peak_learning_rate(config, replica_count)
     if config.fine_tune:  # small steps from a trained model: no warm-up, decaying to a tenth
         return keras.optimizers.schedules.CosineDecay(
@@ -147,47 +162,9 @@ def _learning_rate(config: TrainConfig, steps_per_epoch: int, replica_count: int
     return peak
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Records each epoch's wall time."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
-def _scores(labels: np.ndarray, predicted: np.ndarray, losses: np.ndarray) -> dict:
-    from sklearn.metrics import confusion_matrix
-
-    return {"accuracy": float((predicted == labels).mean()), "loss": float(losses.mean()),
-            "errors": int((predicted != labels).sum()), "count": len(labels),
-            "confusion_matrix": confusion_matrix(labels, predicted, labels=list(range(NUM_CLASSES))).tolist()}
-
-
-def evaluate_split(model, split: Split, batch_size: int = 1024) -> dict:
-    probabilities = model.predict(split.x[..., None].astype(np.float32), batch_size=batch_size, verbose=0)
-    losses = -np.log(np.clip(probabilities[np.arange(len(split)), split.y], 1e-12, 1.0))
-    return _scores(split.y, probabilities.argmax(axis=1), losses)
-
-
-def evaluate_stream(model, examples, batch_size: int = 1024) -> dict:
-    """Like evaluate_split, for a tf.data stream of (image, label): only labels and answers are kept."""
-    labels, predicted, losses = [], [], []
-    for x, y in examples.batch(batch_size).as_numpy_iterator():
-        probabilities = np.asarray(model.predict_on_batch(x.astype(np.float32)))
-        labels.append(y)
-        predicted.append(probabilities.argmax(axis=1))
-        losses.append(-np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)))
-    return _scores(*(np.concatenate(part) for part in (labels, predicted, losses)))
-
-
-def _probabilities(model, images: np.ndarray) -> np.ndarray:
-    return model.predict(images[..., None].astype(np.float32), batch_size=1024, verbose=0)
+def keras_probabilities(model):
+    """A Keras model as a function from (N, 28, 28) images to probabilities, for training.metrics."""
+    return lambda images: np.asarray(model.predict_on_batch(images[..., None].astype(np.float32)))
 
 
 def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
@@ -198,20 +175,10 @@ def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([x for x, _ in pairs]).reshape(-1, INPUT_SIZE, INPUT_SIZE), np.array([y for _, y in pairs])
 
 
-def evaluate(model, data) -> dict:
-    """Metrics of one evaluation set: a Split in memory or a stream of examples."""
-    return evaluate_split(model, data) if isinstance(data, Split) else evaluate_stream(model, data)
-
-
-def evaluate_all(model, splits: dict) -> dict:
-    return {name: evaluate(model, data) for name, data in splits.items()
-            if not isinstance(data, Split) or len(data)}
-
-
 def _base_model(config: TrainConfig) -> tuple[str, Path]:
     """The model to fine-tune or compare with: --base-model, else the active one in the registry."""
     if config.base_model is not None:
-        return read_sidecar(config.base_model).get("version", str(config.base_model)), Path(config.base_model)
+        return ModelCard.read(config.base_model).version, Path(config.base_model)
     active = Registry().active()
     return active.version, active.path
 
@@ -282,6 +249,7 @@ def _precision(mixed: bool):
     """Layers built inside compute in bfloat16 (weights stay float32), if asked; the policy is restored after.
 
     Only the model is built this way: the augmentation layers run in tf.data and stay float32."""
+    _, keras = _keras()
     previous = keras.mixed_precision.global_policy()
     if mixed:
         if not cpu_has_bfloat16():
@@ -302,71 +270,127 @@ def _fingerprint(config: TrainConfig, replica_count: int) -> dict:
 
 def _local_copy(model):
     """The trained weights in a model outside the strategy: evaluating and saving it needs no other worker."""
+    _, keras = _keras()
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     copy.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return copy
 
 
-# A peer that dies makes the collectives of the others fail with one of these.
-_PEER_LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-              tf.errors.AbortedError)
+def _peer_lost_errors() -> tuple[type[Exception], ...]:
+    """What the collectives of the other workers fail with when a peer dies."""
+    errors = tensorflow().errors
+    return errors.UnavailableError, errors.DeadlineExceededError, errors.CancelledError, errors.AbortedError
 
 
-def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | None = None, strategy=None) -> dict:
-    """Train (or fine-tune), evaluate and save atomically. Returns the sidecar that was written.
+class Timings(NamedTuple):
+    data_seconds: float
+    train_seconds: float
+    epoch_seconds: list[float]
+
+
+def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | None = None,
+          strategy=None) -> ModelCard:
+    """Train (or fine-tune), evaluate and save atomically. Returns the card that was written.
 
     Under --strategy multiworker every worker calls this; only the chief evaluates and writes,
-    the others return {"chief": False, ...}. `strategy`: made by make_strategy(config.strategy) before
-    TensorFlow started (the command line does so); made here if not given.
+    the others return an unsaved card of what they did (no version). `strategy`: made by make_strategy(config.strategy) before TensorFlow
+    started (the command line does so); made here if not given.
     """
     started = time.perf_counter()
-    if strategy is None:
-        strategy = make_strategy(config.strategy, config.cpu_devices)
+    _, keras = _keras()
+    strategy = strategy or make_strategy(config.strategy, config.cpu_devices)
     chief, replica_count = is_chief(strategy), replicas(strategy)
-    global_batch = config.batch_size * replica_count
     keras.utils.set_random_seed(config.seed)
-    if config.shards is not None:
-        inputs = _streamed_data(config)
-    else:
-        if datasets is None:
-            datasets = load_datasets(config.data, config.data_dir, config.cache_dir)
-        inputs = _training_data(config, datasets)
+    inputs = training_inputs(config, datasets)
     data_seconds = time.perf_counter() - started
-    feedback = inputs.feedback
     log.info("Training on %d images (%s), validating on %d; %d replica(s), global batch %d%s",
-             inputs.train_count, f"{feedback['train']} corrections x{config.feedback_factor}" if feedback
-             else "no corrections", inputs.validation_count, replica_count, global_batch,
-             "" if chief else "; this worker is not the chief and writes nothing")
+             inputs.train_count, f"{inputs.feedback['train']} corrections x{config.feedback_factor}"
+             if inputs.feedback else "no corrections", inputs.validation_count, replica_count,
+             config.batch_size * replica_count, "" if chief else "; this worker is not the chief and writes nothing")
 
-    extra = {}
-    base_version, base_path = _base_model(config) if config.fine_tune or config.feedback else (None, None)
-    if chief and base_path is not None:
-        extra["metrics_before"] = {"version": base_version, **evaluate_all(load_model(base_path), inputs.evaluation)}
-        log.info("Before (%s): %s", base_version,
-                 {k: round(v["accuracy"], 5) for k, v in extra["metrics_before"].items() if k != "version"})
-    steps = int(np.ceil(inputs.train_count / global_batch))
+    base = _base(config, inputs, chief)
+    model = _compiled_model(config, strategy, base, inputs.train_count, replica_count)
+    history, epoch_seconds, resumed_epoch = _fit(model, config, inputs, strategy, chief, replica_count,
+                                                 extra_callbacks)
+    timings = Timings(data_seconds, time.perf_counter() - started - data_seconds, epoch_seconds)
+    distribution = {"strategy": config.strategy, "replicas": replica_count,
+                    "global_batch_size": config.batch_size * replica_count,
+                    "peak_learning_rate": _peak_learning_rate(config, replica_count),
+                    "resumed_at_epoch": resumed_epoch + 1 if resumed_epoch else None}
+    if not chief:
+        return ModelCard(epochs_run=len(epoch_seconds), distribution=distribution)
+    if config.strategy != "none":
+        model = _local_copy(model)
+    card = _evaluate_and_save(model, config, inputs, history, timings,
+                              ModelCard(distribution=distribution, **base.card_fields))
+    plot_curves(history, companion_path(config.output, "curves.png"))
+    log.info("Saved %s: %s", config.output, {k: round(m.accuracy, 5) for k, m in card.metrics.items()})
+    if config.register:
+        log.info("Registered as version %s (not active)", Registry().add(config.output).version)
+    return card
+
+
+def training_inputs(config: TrainConfig, datasets: list[Dataset] | None = None) -> TrainingInputs:
+    """The data to train on: streamed from shards, or the datasets (loaded unless given) with what is mixed in."""
+    if config.shards is not None:
+        return _streamed_data(config)
+    if datasets is None:
+        datasets = load_datasets(config.data, config.data_dir, config.cache_dir)
+    return _training_data(config, datasets)
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+    """The model a fine-tune starts from, or training with corrections is compared with (None: none)."""
+
+    path: Path | None = None
+    card_fields: dict = dataclasses.field(default_factory=dict)  # what the new card records of it
+
+
+def _base(config: TrainConfig, inputs: TrainingInputs, chief: bool) -> Base:
+    if not (config.fine_tune or config.feedback):
+        return Base()
+    version, path = _base_model(config)
+    fields = {}
+    if chief:  # the base model's figures on the same sets, to compare with
+        fields["metrics_before"] = metrics.evaluate_all(keras_probabilities(load_model(path)), inputs.evaluation)
+        fields["before_version"] = version
+        log.info("Before (%s): %s", version, {k: round(m.accuracy, 5) for k, m in fields["metrics_before"].items()})
+    if config.fine_tune:
+        fields.update(fine_tuned_from=version, architecture=ModelCard.read(path).architecture)
+    return Base(path, fields)
+
+
+def _compiled_model(config: TrainConfig, strategy, base: Base, train_count: int, replica_count: int):
+    """A new model (or the base model, to fine-tune), compiled inside the strategy's scope."""
+    _, keras = _keras()
+    steps = int(np.ceil(train_count / (config.batch_size * replica_count)))
     with strategy.scope():  # variables, optimizer slots and metrics live on every replica
         if config.fine_tune:
-            model = load_model(base_path)
-            extra["fine_tuned_from"] = base_version
-            extra["architecture"] = read_sidecar(base_path).get("architecture", "?")
+            model = load_model(base.path)
         else:
             with _precision(config.mixed_precision):
                 model = build_model(config.architecture)
         model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps, replica_count)),
                       loss="categorical_crossentropy", metrics=["accuracy"])  # targets: training_targets()
-    if feedback:
-        extra["feedback"] = feedback
+    return model
 
+
+def _fit(model, config: TrainConfig, inputs: TrainingInputs, strategy, chief: bool, replica_count: int,
+         extra_callbacks) -> tuple[dict, list[float], int | None]:
+    """Fit with backups to resume from; returns the history of every epoch, their times, and where it resumed."""
+    _, keras = _keras()
+    from training.augment import build_augmenter
+    from training.progress import EpochTimer, ProgressFile
+
+    global_batch = config.batch_size * replica_count
     augmenter = build_augmenter(config.rotation_degrees, config.shift, config.zoom, config.stroke, config.seed,
                                 elastic=config.elastic, blur=config.blur, aspect=config.aspect)
     train_data = _tf_pipeline(inputs.train, config, augmenter, shuffle=True, weights=inputs.weights,
                               batch_size=global_batch)
     validation_data = _tf_pipeline(inputs.validation, config, batch_size=global_batch)
-
-    output = Path(config.output)
-    backup = backup_callback(prepare_backup(backup_dir_for(output, config.backup_dir),
+    backup = backup_callback(prepare_backup(backup_dir_for(Path(config.output), config.backup_dir),
                                             _fingerprint(config, replica_count), chief), chief,
                              cluster_strategy=strategy if config.strategy == "multiworker" else None)
     timer = EpochTimer()
@@ -381,87 +405,56 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
                             epochs=config.fine_tune_epochs if config.fine_tune else config.epochs,
                             callbacks=callbacks, shuffle=False,  # the pipeline shuffles
                             verbose=2 if os.environ.get("CI") else 1)
-    except _PEER_LOST as error:
+    except _peer_lost_errors() as error:
         if config.strategy != "multiworker":
             raise
         raise WorkerLostError(
             f"Another worker of the cluster stopped responding ({type(error).__name__}), so this one stops too. "
             f"Restart the workers that stopped (a cluster manager does it for you): they resume from the last "
             f"backup in {backup.backup_dir}.") from None
-    train_seconds = time.perf_counter() - started - data_seconds
-    distribution = {"strategy": config.strategy, "replicas": replica_count, "global_batch_size": global_batch,
-                    "peak_learning_rate": _peak_learning_rate(config, replica_count),
-                    "resumed_at_epoch": backup.resumed_epoch + 1 if backup.resumed_epoch else None}
-    if not chief:
-        return {"chief": False, "epochs_run": len(timer.seconds), "distribution": distribution}
-    extra["distribution"] = distribution
-    history = backup.full_history or history.history  # all epochs, also those before a restart
-    if config.strategy != "none":
-        model = _local_copy(model)
+    return backup.full_history or history.history, timer.seconds, backup.resumed_epoch  # all epochs, also before a restart
 
+
+def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, history: dict, timings: Timings,
+                       card: ModelCard) -> ModelCard:
+    """Measure, calibrate and write the model, its LiteRT export, history and card; the model is renamed
+    into place last but one, so a run that dies before leaves the previous model untouched."""
+    output = Path(config.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
     try:
-        metrics = {"validation": evaluate(model, inputs.validation),
-                   **evaluate_all(model, inputs.evaluation)}
-        if "test_mnist" in metrics and len(inputs.datasets) > 1:
-            metrics["test_mnist"]["note"] = ("trained with EMNIST, which shares NIST writers with MNIST: "
-                                             "the MNIST test figure may be optimistic")
+        probabilities = keras_probabilities(model)
+        figures = {"validation": metrics.evaluate(probabilities, inputs.validation),
+                   **metrics.evaluate_all(probabilities, inputs.evaluation)}
+        if TEST_SPLIT in figures and len(inputs.datasets) > 1:
+            figures[TEST_SPLIT] = dataclasses.replace(
+                figures[TEST_SPLIT], note="trained with EMNIST, which shares NIST writers with MNIST: "
+                                          "the MNIST test figure may be optimistic")
         diagram = work / companion_path(output, "reliability.png").name
-        extra["calibration"] = calibrate(lambda x: _probabilities(model, x),
-                                         held_out_sets(*_arrays(inputs.validation), config.seed), diagram)
-        sidecar = _save(model, output, work, config, inputs, history, timer.seconds, train_seconds,
-                        data_seconds, metrics, extra)
+        calibration = calibrate(probabilities, held_out_sets(*_arrays(inputs.validation), config.seed), diagram)
+        staged = work / output.name
+        model.save(staged)
+        lite_export = convert(model)  # the fast path the app and the CLI read with, without TensorFlow
+        now = dt.datetime.now(dt.timezone.utc)
+        card = card.replace(
+            version=now.strftime("%Y%m%d-%H%M%S"), created=now.isoformat(timespec="seconds"),
+            architecture=card.architecture if config.fine_tune else config.architecture,
+            parameters=int(model.count_params()),
+            data={"datasets": inputs.datasets, "train": inputs.train_count, "validation": inputs.validation_count,
+                  **({"feedback": inputs.feedback} if inputs.feedback else {})},
+            config=config.to_json(), epochs_run=len(history["loss"]),
+            best_epoch=int(np.argmin(history["val_loss"])) + 1,
+            training_seconds=round(timings.train_seconds, 1), data_loading_seconds=round(timings.data_seconds, 1),
+            epoch_seconds_median=round(float(np.median(timings.epoch_seconds)), 2) if timings.epoch_seconds else None,
+            machine={"cpus": os.cpu_count(), "platform": platform.platform()}, metrics=figures,
+            libraries=library_versions(), model_sha256=file_sha256(staged),
+            tflite_sha256=hashlib.sha256(lite_export).hexdigest(), calibration=calibration)
+        atomic_write_json(companion_path(output, "history.json"),
+                          {key: [float(v) for v in values] for key, values in history.items()})
+        atomic_write_bytes(companion_path(output, "tflite"), lite_export)
+        os.replace(staged, output)
+        card.write(output)
         os.replace(diagram, companion_path(output, "reliability.png"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    plot_curves(history, companion_path(output, "curves.png"))
-    log.info("Saved %s: %s", output, {k: round(v["accuracy"], 5) for k, v in metrics.items()})
-    if config.register:
-        log.info("Registered as version %s (not active)", Registry().add(output).version)
-    return sidecar
-
-
-def _save(model, output: Path, work: Path, config: TrainConfig, inputs: TrainingInputs, history: dict,
-          epoch_seconds: list[float], train_seconds: float, data_seconds: float, metrics: dict, extra: dict) -> dict:
-    """Write model, history and sidecar; the model is renamed into place last but one.
-
-    A run that dies before the renames leaves the previous model untouched.
-    """
-    staged = work / output.name
-    model.save(staged)
-    lite_export = convert(model)  # the fast path the app and the CLI read with, without TensorFlow
-    now = dt.datetime.now(dt.timezone.utc)
-    sidecar = {
-        "format": 1,
-        "version": now.strftime("%Y%m%d-%H%M%S"),
-        "created": now.isoformat(timespec="seconds"),
-        "architecture": config.architecture,
-        "input_shape": [INPUT_SIZE, INPUT_SIZE, 1],
-        "parameters": int(model.count_params()),
-        "data": {
-            "datasets": inputs.datasets,
-            "train": inputs.train_count,
-            "validation": inputs.validation_count,
-        },
-        "config": config.to_json(),
-        "epochs_run": len(history["loss"]),
-        "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-        "training_seconds": round(train_seconds, 1),
-        "data_loading_seconds": round(data_seconds, 1),
-        "epoch_seconds_median": round(float(np.median(epoch_seconds)), 2) if epoch_seconds else None,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "metrics": metrics,
-        "libraries": library_versions(),
-        "model_sha256": file_sha256(staged),
-        "tflite_sha256": hashlib.sha256(lite_export).hexdigest(),
-    }
-    sidecar.update(extra)  # fine-tune origin, corrections used, the base model's metrics
-    if "feedback" in extra:
-        sidecar["data"]["feedback"] = sidecar.pop("feedback")
-    history_json = {key: [float(v) for v in values] for key, values in history.items()}
-    atomic_write_json(companion_path(output, "history.json"), history_json)
-    atomic_write_bytes(companion_path(output, "tflite"), lite_export)
-    os.replace(staged, output)
-    atomic_write_json(sidecar_path(output), sidecar)
-    return sidecar
+    return card

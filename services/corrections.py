@@ -14,7 +14,7 @@ Each row holds the raw input as PNG (shrunk to at most RAW_MAX_SIDE pixels on
 its long side), the 28x28 model input, the true label, what the model said
 and how sure it was, the model version and the time.
 
-Command line: ``python -m training.corrections {stats,export,delete}``.
+Command line: ``python -m services.corrections {stats,export,delete}``.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def _image(blob: bytes) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.corrections",
+    parser = argparse.ArgumentParser(prog="python -m services.corrections",
                                      description="Look at, export or prune the corrections users sent from the app.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--store", type=Path, default=default_store_path(),

@@ -1,4 +1,4 @@
-"""python -m training.models: list, compare, activate, roll back and delete model versions.
+"""python -m services.versions: list, compare, activate, roll back and delete model versions.
 
 Every model the app trains (and every ``python -m training --register`` run)
 is kept in the registry with its sidecar; the active one is what every app
@@ -13,49 +13,46 @@ import json
 import sys
 
 from model.artifacts import ModelFileError
+from model.card import COMPARED, HEADLINE, is_percent
 from model.registry import ModelVersion, Registry
 
 CONFUSION_WIDTH = 5
 
 
 def summary(version: ModelVersion, active: str) -> dict:
-    """One version in a line of facts: what `list` prints and the app's table shows."""
-    info = version.info
-    metrics = info.get("metrics", {})
-    holdout = metrics.get("feedback_holdout", {})
-    test = metrics.get("test_mnist", {})
+    """One version in a line of facts: what `list` prints and the app's table shows.
+
+    Its figures are the card's HEADLINE ones."""
+    card = version.card
     return {
         "version": version.version,
         "active": version.version == active,
-        "created": info.get("created", ""),
-        "architecture": info.get("architecture", "?"),
-        "trained_on": version.trained_on,
-        "fine_tuned_from": info.get("fine_tuned_from"),
-        "corrections": info.get("data", {}).get("feedback", {}).get("train", 0),
-        "test_accuracy": test.get("accuracy"),
-        "test_errors": test.get("errors"),
-        "corrections_holdout_accuracy": holdout.get("accuracy"),
+        "created": card.created,
+        "architecture": card.architecture,
+        "trained_on": card.trained_on,
+        "fine_tuned_from": card.fine_tuned_from,
+        "corrections": card.corrections_used,
+        **card.headline(),
     }
 
 
 def metric_rows(versions: list[ModelVersion]) -> dict[str, list]:
     """Metrics of several versions, one list per metric, in the order given (for side-by-side tables)."""
     rows: dict[str, list] = {}
-    names = sorted({name for v in versions for name in v.info.get("metrics", {})})
-    for name in names:
-        for key in ("accuracy", "errors", "count"):
-            values = [v.info.get("metrics", {}).get(name, {}).get(key) for v in versions]
+    for split in sorted({split for v in versions for split in v.card.metrics}):
+        for name in COMPARED:
+            values = [v.card.metric(split, name) for v in versions]
             if any(value is not None for value in values):
-                rows[f"{name} {key}"] = values
+                rows[f"{split} {name}"] = values
     return rows
 
 
-def _format(value) -> str:
+def _format(value, metric: str) -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.4%}" if value <= 1 else f"{value:.1f}"
-    return str(value)
+    if is_percent(metric):
+        return f"{value:.4%}"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
 
 
 def _confusion_lines(matrix: list[list[int]] | None) -> list[str]:
@@ -70,7 +67,7 @@ def print_comparison(registry: Registry, names: list[str]) -> None:
     width = max(28, *(len(n) + 2 for n in names))
     print(f"{'':<32}" + "".join(f"{n:>{width}}" for n in names))
     for metric, values in metric_rows(versions).items():
-        print(f"{metric:<32}" + "".join(f"{_format(v):>{width}}" for v in values))
+        print(f"{metric:<32}" + "".join(f"{_format(v, metric.split()[-1]):>{width}}" for v in values))
     print("\nMNIST test confusion matrices (rows: true digit, columns: predicted)")
     blocks = [_confusion_lines(registry.confusion(name)) for name in names]
     block_width = max(len(line) for block in blocks for line in block) + 4
@@ -105,12 +102,14 @@ def main(argv=None, registry: Registry | None = None) -> int:
             if args.json:
                 print(json.dumps(rows, indent=2))
             else:
-                print(f"  {'version':<18}{'test acc':>10}{'corr. held-out':>16}  {'architecture':<14}trained on")
+                width = max(len(figure.label) for figure in HEADLINE) + 2
+                print(f"  {'version':<18}" + "".join(f"{figure.label:>{width}}" for figure in HEADLINE)
+                      + f"  {'architecture':<14}trained on")
                 for row in rows:
-                    print(f"{'*' if row['active'] else ' '} {row['version']:<18}{_format(row['test_accuracy']):>10}"
-                          f"{_format(row['corrections_holdout_accuracy']):>16}  {row['architecture']:<14}"
-                          f"{row['trained_on']}" + (f", fine-tuned from {row['fine_tuned_from']}"
-                                                    if row["fine_tuned_from"] else ""))
+                    print(f"{'*' if row['active'] else ' '} {row['version']:<18}"
+                          + "".join(f"{_format(row[f.key], f.metric):>{width}}" for f in HEADLINE)
+                          + f"  {row['architecture']:<14}{row['trained_on']}"
+                          + (f", fine-tuned from {row['fine_tuned_from']}" if row["fine_tuned_from"] else ""))
         elif args.command == "compare":
             print_comparison(registry, args.versions)
         elif args.command == "activate":

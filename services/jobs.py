@@ -1,9 +1,11 @@
 """Background training for the app: one worker process per server, state on disk.
 
 The app must keep answering while a model trains, so training runs as its own
-process (``python -m training``), at a lower CPU priority than the app. Its
-progress and outcome live in files under ``<data dir>/runs/``, so a reloaded
-page, another session, or a restarted app all see the same job.
+process (``python -m training --config <run>/config.json``), at a lower CPU
+priority than the app. The job is handed a training config (training.config),
+written to the run's folder as JSON; its progress and outcome live in files
+under ``<data dir>/runs/``, so a reloaded page, another session, or a
+restarted app all see the same job.
 """
 
 from __future__ import annotations
@@ -18,16 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from model.artifacts import atomic_write_json, read_sidecar
+from model.artifacts import atomic_write_json
+from model.card import ModelCard
 from model.registry import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = {
-    "quick": {"architecture": "compact", "epochs": 3, "label": "Quick: compact CNN, 3 epochs (about a minute)"},
-    "full": {"architecture": "deep", "epochs": 40, "label": "Full: the default deep CNN, 40 epochs (35-45 minutes on 2 cores)"},
-    "finetune": {"architecture": None, "epochs": 3,
-                 "label": "Fine-tune: update the active model with the corrections, 3 epochs (2-3 minutes)"},
-}
 
 
 class TrainingAlreadyRunning(RuntimeError):
@@ -60,8 +57,8 @@ class JobState:
     def running(self) -> bool:
         return self.status in ("starting", "training", "evaluating")
 
-    def sidecar(self) -> dict | None:
-        return read_sidecar(self.model_path) if self.status == "done" else None
+    def card(self) -> ModelCard | None:
+        return ModelCard.read(self.model_path) if self.status == "done" else None
 
 
 def _alive(pid: int) -> bool:
@@ -129,38 +126,24 @@ class TrainingJobs:
         errors = [line for line in text if line.startswith("error:") or "Error" in line]
         return "\n".join((errors or text)[-lines:])
 
-    def start(self, preset: str = "quick", data: tuple[str, ...] = ("mnist",), epochs: int | None = None,
-              architecture: str | None = None, feedback: bool = False, feedback_mode: str | None = None,
-              feedback_factor: int | None = None, extra_args: tuple[str, ...] = ()) -> JobState:
-        """Start training in the background. Every finished model is added to the registry, not activated.
+    def start(self, config) -> JobState:
+        """Train with this config (a training.config.TrainConfig) in the background.
 
-        The fine-tune preset starts from the active model and always uses the corrections.
-        """
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}; expected one of {sorted(PRESETS)}.")
+        The run's folder decides where the model and its progress go; every finished model is
+        added to the registry, not activated."""
         with self._lock:
             current = self.state()
             if current is not None and current.running:
                 raise TrainingAlreadyRunning(
                     f"A training run ({current.run_id}) is already running on this server; "
                     "wait for it to finish or cancel it.")
-            chosen = PRESETS[preset]
             run_id = time.strftime("%Y%m%d-%H%M%S")
             run_dir = self.runs_dir / run_id
             run_dir.mkdir(parents=True, exist_ok=True)
-            epochs = str(epochs or chosen["epochs"])
-            if preset == "finetune":
-                how = ["--fine-tune", "--fine-tune-epochs", epochs]
-                feedback = True
-            else:
-                how = ["--architecture", architecture or chosen["architecture"], "--epochs", epochs]
-            if feedback:
-                how += ["--feedback"]
-                how += ["--feedback-mode", feedback_mode] if feedback_mode else []
-                how += ["--feedback-factor", str(feedback_factor)] if feedback_factor else []
-            command = ["nice", "-n", "10", self.python, "-m", "training", *how, "--data", ",".join(data),
-                       "--output", str(run_dir / "digits.keras"), "--progress-file", str(run_dir / "progress.json"),
-                       "--register", *extra_args]
+            config = dataclasses.replace(config, output=run_dir / "digits.keras",
+                                         progress_file=run_dir / "progress.json", register=True)
+            atomic_write_json(run_dir / "config.json", config.to_json())
+            command = ["nice", "-n", "10", self.python, "-m", "training", "--config", str(run_dir / "config.json")]
             log = open(run_dir / "train.log", "w")
             self._process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True)

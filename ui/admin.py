@@ -1,0 +1,122 @@
+"""The sidebar's admin parts: the admin gate, the active model, its versions and the stored corrections."""
+
+from __future__ import annotations
+
+import hmac
+
+import pandas as pd
+import streamlit as st
+
+from model.artifacts import ModelFileError
+from model.card import HEADLINE, is_percent
+from model.registry import SHIPPED_VERSION, ModelVersion, Registry
+from services.corrections import CorrectionStore
+from services.versions import metric_rows, summary
+from ui.results import zoomed
+
+RECENT_CORRECTIONS = 24
+
+
+def admin_gate(token: str | None) -> bool:
+    """Whether this session may retrain, switch models and delete data."""
+    if token is None:
+        st.caption("Open local tool: no ADMIN_TOKEN is set, so anyone who can open this page can retrain, "
+                   "switch models and delete corrections.")
+        return True
+    entered = st.text_input("Admin token", type="password", key="admin_token",
+                            help="Needed to retrain, switch models and delete data; reading digits and sending "
+                                 "corrections need nothing.")
+    unlocked = hmac.compare_digest(entered.encode(), token.encode())
+    if entered and not unlocked:
+        st.error("That admin token is not right.")
+    elif not unlocked:
+        st.caption("Locked: enter the admin token to retrain, switch models or delete data.")
+    return unlocked
+
+
+def model_summary(active: ModelVersion) -> None:
+    card = active.card
+    st.subheader("Active model")
+    accuracy = f"{card.test_accuracy:.2%}" if card.test_accuracy is not None else "not measured"
+    origin = f", fine-tuned from {card.fine_tuned_from}" if card.fine_tuned_from else ""
+    st.markdown(
+        f"**{active.version}** · {card.architecture} CNN  \n"
+        f"MNIST test accuracy: **{accuracy}**  \n"
+        f"Trained {(card.created or '?')[:16].replace('T', ' ')} on {card.trained_on}{origin}"
+    )
+
+
+def corrections_panel(store: CorrectionStore, admin: bool) -> int:
+    """Counts, recent samples, delete and export; returns how many samples are stored."""
+    counts = store.counts()
+    total = sum(counts["corrected"]) + sum(counts["confirmed"])
+    with st.expander(f"Corrections ({total} stored)"):
+        if not total:
+            st.caption("None yet. After a prediction, press Right or pick the right digit: samples are stored "
+                       "here and used when you retrain with corrections.")
+            return total
+        st.bar_chart(pd.DataFrame(counts, index=[str(d) for d in range(10)]), height=160,
+                     x_label="true digit", y_label="samples")
+        recent = store.recent(RECENT_CORRECTIONS)
+        st.image([zoomed(c.model_input, 2) for c in recent], width=56, clamp=True,
+                 caption=[f"#{c.id}: {c.label}" + ("" if c.confirmed else f" (read {c.predicted})") for c in recent])
+        chosen = st.selectbox("A bad one", [c.id for c in recent], key="correction_choice",
+                              format_func=lambda i: f"#{i}")
+        # Every admin action checks `admin` itself too: a disabled button is only a hint to the browser.
+        if st.button("Delete it", key="correction_delete", disabled=not admin) and admin:
+            store.delete(chosen)
+            st.rerun()
+        st.download_button("Export all as .npz", data=store.export_npz if admin else b"", file_name="corrections.npz",
+                           mime="application/octet-stream", key="corrections_export", disabled=not admin)
+    return total
+
+
+def shown(value, metric: str) -> str:
+    """A figure in a table cell: a percentage for rates, as it is otherwise."""
+    if value is None:
+        return "—"  # not "-": tables render markdown, and that is a bullet
+    return f"{value:.2%}" if is_percent(metric) else str(value)
+
+
+@st.dialog("Compare model versions", width="large")
+def compare_versions(registry: Registry, names: list[str]) -> None:
+    versions = [registry.get(name) for name in names]
+    st.dataframe(pd.DataFrame(metric_rows(versions), index=names).T, width="stretch")
+    st.caption("MNIST test confusion matrices: rows are the true digit, columns what the model read.")
+    for column, name in zip(st.columns(len(names)), names):
+        matrix = registry.confusion(name)
+        column.markdown(f"**{name}**")
+        if matrix is None:
+            column.caption("No confusion matrix recorded.")
+        else:
+            column.dataframe(pd.DataFrame(matrix).style.background_gradient(cmap="Blues", axis=None), height=400)
+
+
+def versions_panel(registry: Registry, active: ModelVersion, admin: bool) -> None:
+    with st.expander("Model versions"):
+        versions = registry.versions()
+        rows = [summary(v, active.version) for v in versions]
+        table = pd.DataFrame({figure.label: [shown(r[figure.key], figure.metric) for r in rows] for figure in HEADLINE},
+                             index=[("● " if r["active"] else "") + r["version"] for r in rows])
+        st.container(key="versions_table").table(table)
+        names = [v.version for v in versions]
+        chosen = st.selectbox("Version", names, key="version_choice",
+                              index=names.index(active.version) if active.version in names else 0)
+        activate_column, delete_column = st.columns(2)
+        try:
+            if activate_column.button("Activate", key="version_activate",
+                                      disabled=not admin or chosen == active.version) and admin:
+                registry.activate(chosen)
+                st.rerun()
+            if delete_column.button("Delete", key="version_delete",
+                                    disabled=not admin or chosen in (active.version, SHIPPED_VERSION)) and admin:
+                registry.delete(chosen)
+                st.rerun()
+            if st.button("Roll back to the previous model", key="version_rollback", disabled=not admin) and admin:
+                registry.rollback()
+                st.rerun()
+        except (ValueError, ModelFileError) as error:  # e.g. nothing to roll back to, or deleted meanwhile
+            st.warning(str(error))
+        compared = st.multiselect("Compare", names, default=names[:2], max_selections=3, key="version_compare")
+        if st.button("Compare side by side", key="version_compare_open", disabled=len(compared) < 2):
+            compare_versions(registry, compared)

@@ -1,0 +1,88 @@
+"""Right or wrong: a user's answer about a reading, stored as a correction to learn from."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from typing import NamedTuple
+
+import numpy as np
+import streamlit as st
+
+from model.images import encode_png
+from model.inference import Reading
+from services.corrections import RAW_MAX_SIDE, CorrectionStore
+from ui import state
+
+
+class FeedbackTarget(NamedTuple):
+    """Where a user's "right"/"wrong" goes: the store, the model that answered, and the input's source."""
+
+    store: CorrectionStore
+    model_version: str
+    source: str  # canvas | upload | camera; also keeps each tab's feedback widgets apart
+
+
+def _fingerprint(readings: list[Reading]) -> str:
+    return hashlib.sha1(b"".join(r.model_input.tobytes() for r in readings)).hexdigest()
+
+
+def _save_feedback(target: FeedbackTarget, readings: list[Reading], labels: list[int], raw: np.ndarray) -> None:
+    raw_png = encode_png(raw, RAW_MAX_SIDE)  # once, shared by every digit of a number
+    try:
+        ids = target.store.add_many([(label, r.model_input, raw_png, r.closest, r.confidence)
+                                     for r, label in zip(readings, labels)], target.model_version, target.source)
+    except sqlite3.Error as error:
+        state.report_feedback_error(
+            target.source, f"The correction could not be stored ({error}). Nothing was saved; please try again.")
+        return
+    state.saved_feedback()[_fingerprint(readings)] = (ids, labels)
+    state.mark_feedback_changed()
+
+
+def _picked(target: FeedbackTarget, readings: list[Reading], raw: np.ndarray, key: str) -> None:
+    """A digit (or a number) was picked as the right answer: check it, store it, clear the field."""
+    value = st.session_state.get(key)
+    text = "" if value is None else str(value).strip()  # the digit 0 is an answer, not a blank
+    st.session_state[key] = None if len(readings) == 1 else ""
+    if not text:
+        return
+    if not text.isdigit() or len(text) != len(readings):
+        state.report_feedback_error(target.source, f"Type the {len(readings)} digits of the number, "
+                                                   f"e.g. {'1234567890'[:len(readings)]}.")
+        return
+    _save_feedback(target, readings, [int(c) for c in text], raw)
+
+
+def _undo_feedback(target: FeedbackTarget, fingerprint: str) -> None:
+    ids, _ = state.saved_feedback().pop(fingerprint)
+    for correction_id in ids:
+        target.store.delete(correction_id)
+    state.mark_feedback_changed()
+
+
+def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackTarget) -> None:
+    """"Right", or "Wrong" and the right answer: either way the sample is stored for retraining."""
+    if state.feedback_change_pending():
+        st.rerun(scope="app")  # the click reran only the canvas fragment; the sidebar's counts must follow
+    fingerprint, key = _fingerprint(readings), f"feedback_{target.source}"
+    saved = state.saved_feedback().get(fingerprint)
+    if saved:
+        st.success(f"Saved as {''.join(map(str, saved[1]))}. Thank you: retraining with corrections learns from it.")
+        st.button("Undo", key=f"{key}_undo", on_click=_undo_feedback, args=(target, fingerprint))
+        return
+    predicted = [r.closest for r in readings]
+    right, wrong = st.columns([1, 3], vertical_alignment="bottom")
+    if not any(r.refused for r in readings):  # nothing to confirm when no digit was claimed
+        right.button("Right", key=f"{key}_right", icon=":material/check:", on_click=_save_feedback,
+                     args=(target, readings, predicted, raw))
+    with wrong:
+        if len(readings) == 1:
+            st.pills("Wrong → pick the digit", list(range(10)), key=f"{key}_digit", on_change=_picked,
+                     args=(target, readings, raw, f"{key}_digit"))
+        else:
+            st.text_input("Wrong → type the number", key=f"{key}_number", placeholder="".join(map(str, predicted)),
+                          on_change=_picked, args=(target, readings, raw, f"{key}_number"))
+    error = state.take_feedback_error(target.source)
+    if error:
+        st.error(error)

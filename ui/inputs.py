@@ -1,0 +1,96 @@
+"""Where an image comes from: the canvas (with Undo and Clear), an upload, the camera, the gallery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, encode_png
+from model.inference import Recognizer
+from ui import state
+from ui.feedback import FeedbackTarget
+from ui.results import read, show_answer, show_details
+
+CANVAS_SIZE = 280  # 10x MNIST's 28 px, so a mouse can draw comfortably
+PEN_WIDTH = 18
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # the gallery, written by examples/make_examples.py
+
+
+def _edit_canvas(undo: bool) -> None:
+    """Undo the last stroke, or clear: the canvas redraws from `initial_drawing`, which must change to be
+    reloaded, hence the count. (The canvas's own toolbar shows on hover only: a touch screen has none.)"""
+    state.request_canvas_edit(state.canvas_objects()[:-1] if undo else [])
+
+
+def canvas_input(st_canvas) -> np.ndarray | None:
+    """The drawing, as RGBA. `st_canvas`: the canvas component (app.py passes it in; tests a stand-in)."""
+    pen = state.pen_width(PEN_WIDTH)
+    drawing = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
+                        width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw", update_streamlit=True,
+                        return_image_data=True, initial_drawing=state.canvas_edit(), key="canvas")
+    state.remember_canvas_objects((drawing.json_data or {}).get("objects", []))
+    with st.container(horizontal=True, key="canvas_tools"):
+        st.button("Undo", key="canvas_undo", icon=":material/undo:", on_click=_edit_canvas, args=(True,))
+        st.button("Clear", key="canvas_clear", icon=":material/delete:", on_click=_edit_canvas, args=(False,))
+    return drawing.image_data
+
+
+@st.fragment
+def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTarget) -> None:
+    """Canvas, answer and details: a stroke reruns only this part of the page.
+
+    The answer sits right under the canvas, so on a phone (where the columns stack) it is on
+    screen after every stroke; the details follow."""
+    canvas_column, details_column = st.columns([1, 2])
+    with canvas_column:
+        drawing = canvas_input(st_canvas)
+        result = read(recognizer, drawing, mode)
+        show_answer(result, "Draw a digit on the black canvas.")
+        st.slider("Pen width", min_value=4, max_value=40, value=PEN_WIDTH, key=state.PEN_WIDTH)
+    with details_column:
+        show_details(result, drawing, recognizer, "canvas", "canvas", target)
+
+
+def upload_input() -> tuple[bytes, str] | None:
+    upload = st.file_uploader("Upload a photo or scan of a digit or a number", type=list(ACCEPTED_EXTENSIONS),
+                              key="upload")
+    return (upload.getvalue(), upload.name) if upload is not None else None
+
+
+def camera_input() -> tuple[bytes, str] | None:
+    photo = st.camera_input("Take a photo of a digit on paper", key="camera")
+    return (photo.getvalue(), "camera photo") if photo is not None else None
+
+
+@st.cache_data
+def example_gallery() -> list[dict]:
+    """The gallery's entries, each with a small thumbnail: decoding the photos on every run cost 13 ms."""
+    gallery = json.loads((EXAMPLES / "gallery.json").read_text())
+    return [{**example, "thumbnail": encode_png(decode_image((EXAMPLES / example["file"]).read_bytes()), 96)}
+            for example in gallery]
+
+
+def example_input() -> tuple[bytes, str] | None:
+    """The gallery: one click sends an example file down the upload's path."""
+    with st.container(horizontal=True, key="examples_gallery"):
+        for index, example in enumerate(example_gallery()):
+            with st.container(width=120, horizontal_alignment="center"):
+                st.image(example["thumbnail"], width=96)
+                st.button(example["caption"], key=f"example_{index}", width="stretch",
+                          on_click=state.choose_example, args=(example["file"],))
+    chosen = state.example()
+    return ((EXAMPLES / chosen).read_bytes(), chosen) if chosen else None
+
+
+def decoded(file: tuple[bytes, str] | None) -> np.ndarray | None:
+    if file is None:
+        return None
+    data, name = file
+    try:
+        return decode_image(data, name)
+    except ImageDecodeError as error:
+        st.error(str(error))
+        return None

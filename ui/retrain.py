@@ -1,0 +1,119 @@
+"""Retraining from the sidebar: the form, the progress of the running job, and keeping or dropping its model."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from model.card import HEADLINE
+from model.registry import PROMOTION_MARGIN, ModelVersion, Registry, worse_by
+from services.jobs import JobState, TrainingJobs
+from training.config import FIELD_TYPES, FORM_OPTIONS, PRESETS, TrainConfig, in_form
+from ui.admin import shown
+
+
+def retrain_controls(corrections: int) -> TrainConfig | None:
+    """The retrain form, drawn from the options TrainConfig marks for it; the config to train when Start is clicked."""
+    st.subheader("Retrain")
+    preset = st.radio("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label, key="train_preset")
+    chosen = PRESETS[preset]
+    if chosen.note:
+        st.caption(chosen.note.format(corrections=corrections, replay=TrainConfig(**chosen.overrides).replay))
+    values = dict(chosen.overrides)
+    for field in FORM_OPTIONS:  # in declaration order: a choice above (corrections on) shows options below
+        if in_form(field, values):
+            # a preset's own options get a key per preset, so that switching presets shows its values
+            suffix = f"_{preset}" if field.name in chosen.overrides else ""
+            values[field.name] = option_widget(field, values.get(field.name, field.default), suffix, corrections)
+    try:
+        config = TrainConfig(**values)
+    except ValueError as error:
+        st.error(str(error))
+        return None
+    missing = config.feedback and corrections == 0
+    if st.button("Start training", key="train_start", type="primary", disabled=missing) and not missing:
+        return config
+    return None
+
+
+def option_widget(field, default, key_suffix: str, corrections: int):
+    """One option's widget, chosen by its type: a checkbox, buttons or a list of choices, or a number."""
+    form, kind, key = field.metadata["form"], FIELD_TYPES[field.name], f"train_{field.name}{key_suffix}"
+    label = form.label.format(corrections=corrections)
+    choices = field.metadata["choices"]
+    if kind is bool:
+        off = form.needs_corrections and corrections == 0
+        return st.checkbox(label, value=bool(default) and not off, key=key, disabled=off, help=form.help) and not off
+    if isinstance(default, tuple):
+        return tuple(st.multiselect(label, choices, default=list(default), key=key, help=form.help)) or field.default
+    if choices and form.names:
+        return st.radio(label, choices, index=choices.index(default), horizontal=True, key=key, help=form.help,
+                        format_func=lambda choice: form.names.get(choice, choice))
+    if choices:
+        return st.selectbox(label, choices, index=choices.index(default), key=key, help=form.help)
+    low, high = form.limits or (None, None)
+    return kind(st.number_input(label, min_value=low, max_value=high, value=default, key=key, help=form.help))
+
+
+def training_progress(state: JobState, jobs: TrainingJobs, admin: bool) -> None:
+    progress = state.progress
+    epoch, epochs = progress.get("epoch", 0), progress.get("epochs") or 1
+    batch, steps = progress.get("batch", 0), progress.get("steps") or 1
+    done = ((max(epoch, 1) - 1) + batch / steps) / epochs
+    st.progress(min(done, 1.0), text=f"{state.status.capitalize()}: epoch {epoch}/{epochs}, batch {batch}/{steps}")
+    logs = progress.get("logs", {})
+    if logs:
+        st.caption(f"loss {logs.get('loss', float('nan')):.4f} · accuracy {logs.get('accuracy', float('nan')):.4f}")
+    history = pd.DataFrame(progress.get("history", {}))
+    if len(history):
+        history.index = history.index + 1
+        st.line_chart(history[[c for c in ("loss", "val_loss") if c in history]], height=150)
+        st.line_chart(history[[c for c in ("accuracy", "val_accuracy") if c in history]], height=150)
+    if st.button("Cancel training", key="train_cancel", disabled=not admin) and admin:
+        jobs.cancel()
+        st.rerun()
+
+
+def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, active: ModelVersion, admin: bool) -> None:
+    candidate = state.card()
+    st.success(f"Training finished: {candidate.epochs_run} epochs in {candidate.training_seconds:.0f} s. "
+               f"Kept as version {candidate.version}.")
+    # "before": the model it was measured against, else the active one
+    before = candidate.headline(before=True) if candidate.metrics_before else active.card.headline()
+    st.table(pd.DataFrame({
+        f"before ({candidate.before_version or active.version})": [shown(before[f.key], f.metric) for f in HEADLINE],
+        "new": [shown(candidate.headline()[f.key], f.metric) for f in HEADLINE],
+    }, index=[figure.label for figure in HEADLINE]))
+    shortfall = worse_by(candidate, active.card)
+    confirmed = True
+    if shortfall > PROMOTION_MARGIN:
+        st.warning(f"The new model is {shortfall:.2%} less accurate than the active one on the MNIST test set.")
+        confirmed = st.checkbox("Promote it anyway", key="promote_anyway", disabled=not admin)
+    promote_column, keep_column = st.columns(2)
+    promote = promote_column.button("Promote", key="train_promote", disabled=not (confirmed and admin), type="primary")
+    if promote and confirmed and admin:
+        registry.activate(registry.add(state.model_path).version)
+        jobs.resolve("promoted")
+        st.rerun(scope="app")
+    if keep_column.button("Keep current", key="train_keep", disabled=not admin) and admin:
+        registry.add(state.model_path)  # kept as an inactive version
+        jobs.resolve("kept")
+        st.rerun(scope="app")
+
+
+def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion, was_running: bool,
+                   admin: bool) -> None:
+    state = jobs.state()
+    if was_running and (state is None or not state.running):
+        st.rerun(scope="app")  # training ended: redraw the whole page and stop the timer
+    if state is None or state.resolved:
+        return
+    if state.running:
+        training_progress(state, jobs, admin)
+    elif state.status == "done":
+        finished_model(state, jobs, registry, active, admin)
+    else:
+        st.error(f"Training {state.status}: {state.message}")
+        if st.button("Dismiss", key="train_dismiss"):
+            jobs.resolve("dismissed")
+            st.rerun(scope="app")

@@ -1,0 +1,72 @@
+"""Every session-state key the app sets itself, declared once, with the helpers that change them.
+
+Widget keys (e.g. `read_mode`, `pen_width`) are given where the widget is drawn; the keys
+here hold what callbacks leave for the next run.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+PEN_WIDTH = "pen_width"  # the pen slider's value: the canvas above it is drawn with it
+CANVAS_EDIT = "canvas_edit"  # what Undo/Clear ask the canvas to redraw: {"objects": [...], "edit": count}
+CANVAS_OBJECTS = "canvas_objects"  # the strokes on the canvas after the last run
+EXAMPLE = "example"  # the gallery file picked last
+FEEDBACK_SAVED = "feedback_saved"  # input fingerprint -> (correction ids, labels) saved in this session
+FEEDBACK_CHANGED = "feedback_changed"  # a callback changed the store: the sidebar's counts must follow
+FEEDBACK_ERROR = "feedback_{source}_error"  # why the last right/wrong of a tab could not be saved
+
+
+def pen_width(default: int) -> int:
+    return st.session_state.get(PEN_WIDTH, default)
+
+
+def canvas_edit() -> dict | None:
+    """The drawing Undo/Clear asked for last (None: none yet, the canvas keeps its own)."""
+    return st.session_state.get(CANVAS_EDIT)
+
+
+def request_canvas_edit(objects: list) -> None:
+    """Ask the canvas to redraw with these strokes (a new count each time, or the canvas ignores it)."""
+    count = (canvas_edit() or {"edit": 0})["edit"]
+    st.session_state[CANVAS_EDIT] = {"objects": objects, "edit": count + 1}
+
+
+def canvas_objects() -> list:
+    return st.session_state.get(CANVAS_OBJECTS, [])
+
+
+def remember_canvas_objects(objects: list) -> None:
+    st.session_state[CANVAS_OBJECTS] = objects
+
+
+def example() -> str | None:
+    return st.session_state.get(EXAMPLE)
+
+
+def choose_example(file: str) -> None:
+    st.session_state[EXAMPLE] = file
+
+
+def saved_feedback() -> dict:
+    return st.session_state.setdefault(FEEDBACK_SAVED, {})
+
+
+def mark_feedback_changed() -> None:
+    st.session_state[FEEDBACK_CHANGED] = True
+
+
+def feedback_change_pending() -> bool:
+    """Whether a callback changed the store since the last full run; clears the mark.
+
+    A full run shows every change, so it clears the mark first; a fragment run that finds it set
+    must rerun the whole page."""
+    return bool(st.session_state.pop(FEEDBACK_CHANGED, False))
+
+
+def report_feedback_error(source: str, message: str) -> None:
+    st.session_state[FEEDBACK_ERROR.format(source=source)] = message
+
+
+def take_feedback_error(source: str) -> str | None:
+    return st.session_state.pop(FEEDBACK_ERROR.format(source=source), None)
