@@ -464,3 +464,21 @@ def test_downloads_are_the_28x28_input_and_the_json_that_the_command_prints(canv
     printed = json.loads(out.getvalue())
     assert downloaded["path"] == "digit.png" and downloaded["digit"] == y[12]
     assert {**downloaded, "path": None} == {**printed, "path": None}
+
+
+def test_the_versions_table_shows_every_headline_figure_of_the_model_cards(canvas, tmp_path):
+    from model.artifacts import file_sha256
+    from model.card import HEADLINE, Metrics, ModelCard
+    from model.registry import Registry
+
+    model = tmp_path / "run" / "m.keras"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"weights")
+    ModelCard(version="20990101-000000", model_sha256=file_sha256(model),
+              metrics={"test_mnist": Metrics(accuracy=0.99, errors=100, count=10000)}).write(model)
+    Registry().add(model)
+    at = _app().run()
+    assert not at.exception
+    table = at.sidebar.table[0].value
+    assert list(table.columns) == [figure.label for figure in HEADLINE]
+    assert table.loc["20990101-000000", "MNIST test"] == "99.00%" and table.loc["● shipped", "MNIST test"] == "99.71%"
