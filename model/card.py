@@ -35,6 +35,7 @@ class Metrics:
     accuracy: float | None = _metric("accuracy", percent=True)
     errors: int | None = _metric("errors")
     count: int | None = _metric("count")
+    confident_errors: float | None = _metric("wrong at ≥ 90%", percent=True)  # read wrong, raw top probability ≥ 0.9
     loss: float | None = None
     confusion_matrix: list[list[int]] | None = None  # rows: true digit, columns: read
     note: str | None = None  # a caveat, e.g. that EMNIST shares MNIST's writers
@@ -60,6 +61,7 @@ class Figure(NamedTuple):
 HEADLINE = (
     Figure("test_accuracy", "MNIST test", TEST_SPLIT, "accuracy"),
     Figure("test_errors", "MNIST test errors", TEST_SPLIT, "errors"),
+    Figure("test_confident_errors", "MNIST wrong ≥ 90%", TEST_SPLIT, "confident_errors"),
     Figure("corrections_holdout_accuracy", "corrections held out", HOLDOUT_SPLIT, "accuracy"),
 )
 # The Metrics fields shown side by side when versions are compared: every labelled one.

@@ -62,3 +62,19 @@ def test_the_headline_figures_reach_the_versions_command(tmp_path, capsys):
     assert main(["list"]) == 0
     printed = capsys.readouterr().out
     assert all(figure.label in printed for figure in HEADLINE) and "99.0000%" in printed
+
+
+def test_confidently_wrong_answers_are_counted_and_shown_by_the_command(tmp_path, capsys):
+    import numpy as np
+
+    from services.versions import main
+    from training.metrics import summarize
+
+    labels = np.array([0, 1, 2, 3])
+    probabilities = np.full((4, 10), 0.01)
+    probabilities[[0, 1, 2, 3], [5, 6, 2, 3]] = [0.91, 0.6, 0.99, 0.5]  # wrong and sure, wrong and unsure, right, right
+    assert summarize(labels, probabilities).confident_errors == 0.25
+    version = _version(tmp_path, accuracy=0.99, errors=100, count=10000, confident_errors=0.0012)
+    assert main(["list"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if version in line)
+    assert "0.1200%" in line

@@ -48,6 +48,7 @@ def summarize(labels: np.ndarray, probabilities: np.ndarray) -> Metrics:
     losses = -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0))
     return Metrics(accuracy=float((predicted == labels).mean()), loss=float(losses.mean()),
                    errors=int((predicted != labels).sum()), count=len(labels),
+                   confident_errors=float(((predicted != labels) & (probabilities.max(axis=1) >= 0.9)).mean()),
                    confusion_matrix=confusion_matrix(labels, predicted, labels=list(range(NUM_CLASSES))).tolist())
 
 
