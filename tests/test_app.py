@@ -482,3 +482,15 @@ def test_the_versions_table_shows_every_headline_figure_of_the_model_cards(canva
     table = at.sidebar.table[0].value
     assert list(table.columns) == [figure.label for figure in HEADLINE]
     assert table.loc["20990101-000000", "MNIST test"] == "99.00%" and table.loc["● shipped", "MNIST test"] == "99.71%"
+
+
+def test_the_retrain_form_offers_label_smoothing_and_passes_it_on(canvas, monkeypatch):
+    from services import jobs as jobs_module
+
+    started = []
+    monkeypatch.setattr(jobs_module.TrainingJobs, "start", lambda self, config: started.append(config))
+    at = _app().run()
+    at.sidebar.number_input(key="train_label_smoothing").set_value(0.1).run()
+    at.sidebar.button(key="train_start").click().run()
+    assert not at.exception
+    assert started[-1].label_smoothing == pytest.approx(0.1) and started[-1].architecture == "compact"

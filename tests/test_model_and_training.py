@@ -110,6 +110,20 @@ def test_invalid_configs_are_refused(changes, message):
         TrainConfig(**changes)
 
 
+def test_label_smoothing_is_an_option_of_the_command_and_reaches_the_loss():
+    import tensorflow as tf
+
+    from training.train import Base, _compiled_model
+
+    assert "--label-smoothing" in build_parser().format_help()
+    assert config_from_args(build_parser().parse_args(["--label-smoothing", "0.1"])).label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.5)
+    config = TrainConfig(architecture="compact", label_smoothing=0.1)
+    model = _compiled_model(config, tf.distribute.get_strategy(), Base(), train_count=100, replica_count=1)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+
+
 def test_bad_cli_values_exit_with_a_message():
     result = subprocess.run([sys.executable, "-m", "training", "--data", "svhn"], capture_output=True, text=True)
     assert result.returncode == 2 and "data must name datasets" in result.stderr and "Traceback" not in result.stderr

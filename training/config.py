@@ -55,6 +55,8 @@ class TrainConfig:
     epochs: int = option(40, "at most this many epochs", form=Form("Epochs", when={"fine_tune": False}, limits=(1, 200)))
     batch_size: int = option(256, "images per training step and replica: the global batch is this x the replicas")
     learning_rate: float = option(2e-3, "peak learning rate (Adam)")
+    label_smoothing: float = option(0.0, "share of each digit's target spread over all ten (0: off)",
+                                    form=Form("Label smoothing", limits=(0.0, 0.5)))
     lr_schedule: str = option("cosine", "cosine: warm-up then cosine decay; exponential: x0.9 per epoch",
                               choices=LR_SCHEDULES)
     warmup_epochs: int = option(1, "linear warm-up (cosine schedule)")
@@ -131,6 +133,8 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1")
         if self.learning_rate <= 0:
             problems.append("learning_rate must be positive")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append("label_smoothing must be at least 0 and below 1")
         if not 0 <= self.blur <= 1 or not 0 <= self.stroke <= 1:
             problems.append("blur and stroke must be between 0 and 1")
         if self.generated_digits < 0 or self.non_digits < 0 or self.aspect < 0:

@@ -373,7 +373,8 @@ def _compiled_model(config: TrainConfig, strategy, base: Base, train_count: int,
             with _precision(config.mixed_precision):
                 model = build_model(config.architecture)
         model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps, replica_count)),
-                      loss="categorical_crossentropy", metrics=["accuracy"])  # targets: training_targets()
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                      metrics=["accuracy"])  # targets: training_targets()
     return model
 
 
