@@ -293,9 +293,9 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
           strategy=None) -> ModelCard:
     """Train (or fine-tune), evaluate and save atomically. Returns the card that was written.
 
-    Under --strategy multiworker every worker calls this; only the chief evaluates and writes,
-    the others return an unsaved card of what they did (no version). `strategy`: made by make_strategy(config.strategy) before TensorFlow
-    started (the command line does so); made here if not given.
+    Under --strategy multiworker every worker calls this; only the chief evaluates and writes, the
+    others return an unsaved card of what they did (no version). `strategy`: made by
+    make_strategy(config.strategy) before TensorFlow started (the command line does so); made here if not given.
     """
     started = time.perf_counter()
     _, keras = _keras()
@@ -413,7 +413,8 @@ def _fit(model, config: TrainConfig, inputs: TrainingInputs, strategy, chief: bo
             f"Another worker of the cluster stopped responding ({type(error).__name__}), so this one stops too. "
             f"Restart the workers that stopped (a cluster manager does it for you): they resume from the last "
             f"backup in {backup.backup_dir}.") from None
-    return backup.full_history or history.history, timer.seconds, backup.resumed_epoch  # all epochs, also before a restart
+    # the history of every epoch, also those before a restart
+    return backup.full_history or history.history, timer.seconds, backup.resumed_epoch
 
 
 def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, history: dict, timings: Timings,
