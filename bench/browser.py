@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.jobs import TrainingJobs
 from training.strokes import strokes_from_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,8 @@ def running_app(env_overrides: dict[str, str], timeout: float = 90, script: Path
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+        if "DIGITS_DATA_DIR" in env_overrides:  # a retrain outlives the app (by design): stop it with the app here
+            TrainingJobs(Path(env_overrides["DIGITS_DATA_DIR"]) / "runs").cancel()
 
 
 def launch_browser(playwright):

@@ -145,6 +145,7 @@ def serve_sessions(browser, url: str, x: np.ndarray, y: np.ndarray, photos: list
     training_failed = sidebar.get_by_text("Training failed").count() > 0
     if retrain and training_ran:
         sidebar.get_by_role("button", name="Cancel training").click()
+        sidebar.get_by_text("Training cancelled").wait_for(timeout=60000)
     errors = sum(page.locator('[data-testid="stException"]').count() for page in pages)
     for page in pages:
         page.context.close()
