@@ -124,6 +124,29 @@ def test_label_smoothing_is_an_option_of_the_command_and_reaches_the_loss():
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
 
 
+def test_every_option_is_on_the_command_line_with_its_default_and_help():
+    import dataclasses
+
+    assert config_from_args(build_parser().parse_args([])) == TrainConfig()
+    text = " ".join(build_parser().format_help().split())
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in text and " ".join(field.metadata["help"].split())[:30] in text
+
+
+def test_a_config_file_gives_the_defaults_and_flags_override_it(tmp_path):
+    from training.config import parse_config
+
+    saved = TrainConfig(architecture="compact", epochs=7, data=("mnist", "emnist"), output=tmp_path / "m.keras")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(saved.to_json()))
+    config, _ = parse_config(["--config", str(path), "--epochs", "2"])
+    assert config == TrainConfig(architecture="compact", epochs=2, data=("mnist", "emnist"), output=tmp_path / "m.keras")
+    assert parse_config(["--config", str(path)])[0] == saved
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="could not be read as JSON"):
+        parse_config(["--config", str(path)])
+
+
 def test_bad_cli_values_exit_with_a_message():
     result = subprocess.run([sys.executable, "-m", "training", "--data", "svhn"], capture_output=True, text=True)
     assert result.returncode == 2 and "data must name datasets" in result.stderr and "Traceback" not in result.stderr
