@@ -65,7 +65,7 @@ with st.sidebar:
     # Refresh the progress every second while training runs, without rerunning the page.
     st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running, admin)
 
-state.feedback_change_pending()  # a full run shows every change; only a fragment run must ask for one
+state.take_feedback_change()  # a full run shows every change; only a fragment run must ask for one
 st.html(PHONE_STYLE)
 st.title("Handwritten digit recognizer")
 mode = read_mode()

@@ -175,7 +175,7 @@ def _known(cls, entry: dict) -> dict:
 
 
 def _unknown(cls, entry: dict) -> dict:
-    names = {f.name for f in dataclasses.fields(cls)} | {"metrics_before"}
+    names = {f.name for f in dataclasses.fields(cls)}
     return {key: value for key, value in entry.items() if key not in names}
 
 

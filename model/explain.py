@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from model.constants import INPUT_SIZE, PIXEL_MAX
-from model.preprocess import to_gray
+from model.preprocess import shrink, to_gray
 
 PATCH = 5  # the erased square, in model-input pixels: a little more than a stroke's width
 STRIDE = 3  # 2 is as faithful (bench/why.py: 0.63 against 0.64) at twice the readings
@@ -118,12 +118,8 @@ def overlay_on_image(image: np.ndarray, pieces: list[tuple[Explanation, np.ndarr
                      max_side: int = SHOWN_MAX_SIDE) -> np.ndarray:
     """The maps of one or more readings (explanation, model input, ink box) over the image they were read
     from (any array model.preprocess takes), shrunk to at most `max_side`. Returns RGB uint8."""
-    image = np.asarray(image)
-    scale = min(1.0, max_side / max(image.shape[:2]))
-    if scale < 1.0:  # shrunk before anything else: a phone photo is 12 megapixels, the picture shown 0.3
-        image = cv2.resize(np.ascontiguousarray(image), (max(1, round(image.shape[1] * scale)),
-                                                         max(1, round(image.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
+    # shrunk before anything else: a phone photo is 12 megapixels, the picture shown 0.3
+    image, scale = shrink(np.asarray(image), max_side)
     gray = to_gray(image)
     heat = np.zeros(gray.shape, np.float32)
     for explanation, model_input, box in pieces:

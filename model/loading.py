@@ -48,11 +48,9 @@ def load_model(model_path: Path = SHIPPED_MODEL, verify: bool = True):
         verify_model_file(model_path)
     elif not model_path.exists():
         raise ModelFileError(f"{model_path} does not exist.")
-    from model.tf_runtime import tensorflow
+    from model.tf_runtime import keras_module
 
-    tensorflow()  # before Keras, so that TensorFlow starts quietly
-    import keras
-
+    keras = keras_module()
     try:
         return keras.saving.load_model(model_path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a broken archive

@@ -230,12 +230,13 @@ def frame_digit(ink: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(frame * PIXEL_MAX), 0, PIXEL_MAX).astype(np.uint8)
 
 
-def _shrink(gray: np.ndarray) -> tuple[np.ndarray, float]:
-    scale = min(1.0, WORKING_MAX_SIDE / max(gray.shape))
+def shrink(image: np.ndarray, max_side: int = WORKING_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """The image (grey or colour) shrunk so that its longer side is at most `max_side`, and the scale used."""
+    scale = min(1.0, max_side / max(image.shape[:2]))
     if scale == 1.0:
-        return gray, 1.0
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), scale
+        return image, 1.0
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA), scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,7 +263,7 @@ def find_ink(image: np.ndarray) -> Ink | str:
     gray = to_gray(image)
     if gray.size == 0:
         return "the image is empty"
-    small, scale = _shrink(gray)
+    small, scale = shrink(gray)
     flat = ink_map(small)
     mask = ink_mask(flat)
     if isinstance(mask, str):

@@ -47,3 +47,11 @@ def tensorflow():
 
         tf.config.list_logical_devices()  # device initialisation prints its notices here
     return tf
+
+
+def keras_module():
+    """The keras module, after TensorFlow started quietly (importing Keras first would start it noisily)."""
+    tensorflow()
+    import keras
+
+    return keras

@@ -78,3 +78,18 @@ def test_confidently_wrong_answers_are_counted_and_shown_by_the_command(tmp_path
     assert main(["list"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if version in line)
     assert "0.1200%" in line
+
+
+def test_a_new_model_is_set_against_its_base_or_else_the_active_models_test_figures():
+    from ui.retrain import figures_before
+
+    active = ModelCard(version="active", metrics={"test_mnist": Metrics(accuracy=0.99, errors=100),
+                                                  "feedback_holdout": Metrics(accuracy=0.5)})
+    plain = ModelCard(version="new", metrics={"test_mnist": Metrics(accuracy=0.98)})
+    before = figures_before(plain, active)
+    assert before["test_accuracy"] == 0.99 and before["test_errors"] == 100
+    assert before["corrections_holdout_accuracy"] is None  # another run's held-out corrections are not comparable
+    tuned = ModelCard(version="tuned", metrics_before={"test_mnist": Metrics(accuracy=0.97),
+                                                       "feedback_holdout": Metrics(accuracy=0.2)})
+    before = figures_before(tuned, active)
+    assert before["test_accuracy"] == 0.97 and before["corrections_holdout_accuracy"] == 0.2

@@ -170,6 +170,7 @@ class TrainConfig:
 
 
 FIELD_TYPES = typing.get_type_hints(TrainConfig)
+DEFAULTS = TrainConfig()
 
 
 def _parse(name: str, value):
@@ -208,12 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         if FIELD_TYPES[field.name] is bool:
             group.add_argument(flag, action="store_true", help=meta["help"])
             continue
-        default = field.default
-        if isinstance(default, tuple):
-            default = ",".join(default)
-        scalar_choices = meta["choices"] if not isinstance(field.default, tuple) else None
-        group.add_argument(flag, type=lambda text, name=field.name: _parse(name, text), default=default,
-                           choices=scalar_choices or None, help=meta["help"])
+        several = isinstance(field.default, tuple)  # given comma-separated, its choices checked by TrainConfig
+        group.add_argument(flag, type=lambda text, name=field.name: _parse(name, text),
+                           default=",".join(field.default) if several else field.default,
+                           choices=None if several else meta["choices"] or None, help=meta["help"])
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     return parser
 
@@ -233,8 +232,8 @@ def parse_config(argv=None) -> tuple[TrainConfig, argparse.Namespace]:
             values = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"--config {args.config} could not be read as JSON ({error}).") from None
-        parser.set_defaults(**{name: value for name, value in TrainConfig.from_json(values).__dict__.items()
-                               if name in values})
+        in_file = TrainConfig.from_json(values)
+        parser.set_defaults(**{name: getattr(in_file, name) for name in values if name in FIELD_TYPES})
         args = parser.parse_args(argv)
     return config_from_args(args), args
 
@@ -263,8 +262,5 @@ FORM_OPTIONS = [field for field in dataclasses.fields(TrainConfig) if field.meta
 
 def in_form(field: dataclasses.Field, values: dict) -> bool:
     """Whether the retrain form shows this option, given the values chosen so far (a preset's, then the user's)."""
-    return all(values.get(name, _default(name)) == wanted for name, wanted in field.metadata["form"].when.items())
-
-
-def _default(name: str):
-    return next(field.default for field in dataclasses.fields(TrainConfig) if field.name == name)
+    return all(values.get(name, getattr(DEFAULTS, name)) == wanted
+               for name, wanted in field.metadata["form"].when.items())

@@ -26,12 +26,12 @@ import numpy as np
 
 from model.architectures import build_model
 from model.artifacts import atomic_write_bytes, atomic_write_json, companion_path, file_sha256
-from model.card import TEST_SPLIT, ModelCard
+from model.card import HOLDOUT_SPLIT, TEST_SPLIT, ModelCard
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.lite import convert
 from model.loading import load_model
 from model.registry import Registry
-from model.tf_runtime import tensorflow
+from model.tf_runtime import keras_module, tensorflow
 from services.corrections import default_store_path
 from training import metrics
 from training.calibrate import calibrate, held_out_sets
@@ -49,18 +49,10 @@ log = logging.getLogger(__name__)
 GENERATED_PER_TRAINING_SET = 55_000  # --generated-digits and --non-digits are counts for this many real images
 
 
-def _keras():
-    """TensorFlow and Keras, started quietly (TensorFlow first, so that Keras starts it without chatter)."""
-    tf = tensorflow()
-    import keras
-
-    return tf, keras
-
-
 def library_versions() -> dict:
     import cv2
 
-    tf, keras = _keras()
+    tf, keras = tensorflow(), keras_module()
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "opencv": cv2.__version__}
 
@@ -147,7 +139,7 @@ def _peak_learning_rate(config: TrainConfig, replica_count: int) -> float:
 
 def _learning_rate(config: TrainConfig, steps_per_epoch: int, replica_count: int = 1):
     """The schedule, in steps of the global batch, peaking at _peak_learning_rate."""
-    _, keras = _keras()
+    keras = keras_module()
     peak = _peak_learning_rate(config, replica_count)
     if config.fine_tune:  # small steps from a trained model: no warm-up, decaying to a tenth
         return keras.optimizers.schedules.CosineDecay(
@@ -175,12 +167,18 @@ def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([x for x, _ in pairs]).reshape(-1, INPUT_SIZE, INPUT_SIZE), np.array([y for _, y in pairs])
 
 
-def _base_model(config: TrainConfig) -> tuple[str, Path]:
+def _base_model(config: TrainConfig) -> tuple[str, Path, ModelCard]:
     """The model to fine-tune or compare with: --base-model, else the active one in the registry."""
     if config.base_model is not None:
-        return ModelCard.read(config.base_model).version, Path(config.base_model)
+        card = ModelCard.read(config.base_model)
+        return card.version, Path(config.base_model), card
     active = Registry().active()
-    return active.version, active.path
+    return active.version, active.path, active.card
+
+
+def _test_set(dataset: str) -> str:
+    """The name a dataset's test split is measured under in the card: test_mnist, test_emnist."""
+    return TEST_SPLIT if dataset == "mnist" else f"test_{dataset}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +198,7 @@ class TrainingInputs:
 def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInputs:
     """Training, validation and evaluation splits, with the corrections mixed in when asked."""
     train_split, validation, tests = make_datasets(datasets, config)
-    evaluation = {("test_mnist" if name == "mnist" else f"test_{name}"): split for name, split in tests.items()}
+    evaluation = {_test_set(name): split for name, split in tests.items()}
     if config.fine_tune:
         train_split = replay_subset(train_split, config.replay, config.seed)
     train_split = with_generated(train_split, config)
@@ -208,7 +206,7 @@ def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInpu
     if config.feedback:
         corrections, held, samples = load_corrections(config.corrections, config.feedback_holdout, config.seed)
         train_split, weights = mix(train_split, corrections, config.feedback_mode, config.feedback_factor)
-        evaluation["feedback_holdout"] = held
+        evaluation[HOLDOUT_SPLIT] = held
         feedback = {"store": str(config.corrections or default_store_path()), "stored": len(samples),
                     "train": len(corrections), "holdout": len(held), "mode": config.feedback_mode,
                     "factor": config.feedback_factor}
@@ -228,8 +226,8 @@ def _streamed_data(config: TrainConfig) -> TrainingInputs:
 
     train_data, train_count = limited(shards.dataset("train")), count("train")
     validation, validation_count = limited(shards.dataset("validation", interleave=False)), count("validation")
-    evaluation = {("test_mnist" if name == "mnist" else f"test_{name}"): limited(
-        shards.dataset("test", name, interleave=False)) for name in shards.names if shards.count("test", name)}
+    evaluation = {_test_set(name): limited(shards.dataset("test", name, interleave=False))
+                  for name in shards.names if shards.count("test", name)}
     if not train_count or not validation_count:
         raise ShardError(f"{config.shards} has no training or no validation images: write the shards again.")
     return TrainingInputs(train_data, train_count, validation, validation_count, evaluation, shards.describe())
@@ -249,7 +247,7 @@ def _precision(mixed: bool):
     """Layers built inside compute in bfloat16 (weights stay float32), if asked; the policy is restored after.
 
     Only the model is built this way: the augmentation layers run in tf.data and stay float32."""
-    _, keras = _keras()
+    keras = keras_module()
     previous = keras.mixed_precision.global_policy()
     if mixed:
         if not cpu_has_bfloat16():
@@ -270,7 +268,7 @@ def _fingerprint(config: TrainConfig, replica_count: int) -> dict:
 
 def _local_copy(model):
     """The trained weights in a model outside the strategy: evaluating and saving it needs no other worker."""
-    _, keras = _keras()
+    keras = keras_module()
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     copy.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -298,7 +296,7 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     make_strategy(config.strategy) before TensorFlow started (the command line does so); made here if not given.
     """
     started = time.perf_counter()
-    _, keras = _keras()
+    keras = keras_module()
     strategy = strategy or make_strategy(config.strategy, config.cpu_devices)
     chief, replica_count = is_chief(strategy), replicas(strategy)
     keras.utils.set_random_seed(config.seed)
@@ -351,20 +349,20 @@ class Base:
 def _base(config: TrainConfig, inputs: TrainingInputs, chief: bool) -> Base:
     if not (config.fine_tune or config.feedback):
         return Base()
-    version, path = _base_model(config)
+    version, path, card = _base_model(config)
     fields = {}
     if chief:  # the base model's figures on the same sets, to compare with
         fields["metrics_before"] = metrics.evaluate_all(keras_probabilities(load_model(path)), inputs.evaluation)
         fields["before_version"] = version
         log.info("Before (%s): %s", version, {k: round(m.accuracy, 5) for k, m in fields["metrics_before"].items()})
     if config.fine_tune:
-        fields.update(fine_tuned_from=version, architecture=ModelCard.read(path).architecture)
+        fields.update(fine_tuned_from=version, architecture=card.architecture)
     return Base(path, fields)
 
 
 def _compiled_model(config: TrainConfig, strategy, base: Base, train_count: int, replica_count: int):
     """A new model (or the base model, to fine-tune), compiled inside the strategy's scope."""
-    _, keras = _keras()
+    keras = keras_module()
     steps = int(np.ceil(train_count / (config.batch_size * replica_count)))
     with strategy.scope():  # variables, optimizer slots and metrics live on every replica
         if config.fine_tune:
@@ -381,7 +379,7 @@ def _compiled_model(config: TrainConfig, strategy, base: Base, train_count: int,
 def _fit(model, config: TrainConfig, inputs: TrainingInputs, strategy, chief: bool, replica_count: int,
          extra_callbacks) -> tuple[dict, list[float], int | None]:
     """Fit with backups to resume from; returns the history of every epoch, their times, and where it resumed."""
-    _, keras = _keras()
+    keras = keras_module()
     from training.augment import build_augmenter
     from training.progress import EpochTimer, ProgressFile
 

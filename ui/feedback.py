@@ -63,7 +63,7 @@ def _undo_feedback(target: FeedbackTarget, fingerprint: str) -> None:
 
 def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackTarget) -> None:
     """"Right", or "Wrong" and the right answer: either way the sample is stored for retraining."""
-    if state.feedback_change_pending():
+    if state.take_feedback_change():
         st.rerun(scope="app")  # the click reran only the canvas fragment; the sidebar's counts must follow
     fingerprint, key = _fingerprint(readings), f"feedback_{target.source}"
     saved = state.saved_feedback().get(fingerprint)

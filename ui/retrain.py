@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from model.card import HEADLINE
+from model.card import HEADLINE, TEST_SPLIT, ModelCard
 from model.registry import PROMOTION_MARGIN, ModelVersion, Registry, worse_by
 from services.jobs import JobState, TrainingJobs
 from training.config import FIELD_TYPES, FORM_OPTIONS, PRESETS, TrainConfig, in_form
@@ -74,15 +74,22 @@ def training_progress(state: JobState, jobs: TrainingJobs, admin: bool) -> None:
         st.rerun()
 
 
+def figures_before(candidate: ModelCard, active: ModelCard) -> dict:
+    """What a new model's figures are set against: its base model's, measured in the same run; for the MNIST
+    test set, which never changes, the active model's recorded ones when the run measured no base model."""
+    same_run, recorded = candidate.headline(before=True), active.headline()
+    return {f.key: recorded[f.key] if same_run[f.key] is None and f.split == TEST_SPLIT else same_run[f.key]
+            for f in HEADLINE}
+
+
 def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, active: ModelVersion, admin: bool) -> None:
     candidate = state.card()
     st.success(f"Training finished: {candidate.epochs_run} epochs in {candidate.training_seconds:.0f} s. "
                f"Kept as version {candidate.version}.")
-    # "before": the model it was measured against, else the active one
-    before = candidate.headline(before=True) if candidate.metrics_before else active.card.headline()
+    before, new = figures_before(candidate, active.card), candidate.headline()
     st.table(pd.DataFrame({
         f"before ({candidate.before_version or active.version})": [shown(before[f.key], f.metric) for f in HEADLINE],
-        "new": [shown(candidate.headline()[f.key], f.metric) for f in HEADLINE],
+        "new": [shown(new[f.key], f.metric) for f in HEADLINE],
     }, index=[figure.label for figure in HEADLINE]))
     shortfall = worse_by(candidate, active.card)
     confirmed = True

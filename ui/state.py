@@ -56,7 +56,7 @@ def mark_feedback_changed() -> None:
     st.session_state[FEEDBACK_CHANGED] = True
 
 
-def feedback_change_pending() -> bool:
+def take_feedback_change() -> bool:
     """Whether a callback changed the store since the last full run; clears the mark.
 
     A full run shows every change, so it clears the mark first; a fragment run that finds it set
