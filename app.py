@@ -18,7 +18,7 @@ from ui import state
 from ui.admin import admin_gate, corrections_panel, model_summary, versions_panel
 from ui.feedback import FeedbackTarget
 from ui.inputs import camera_input, decoded, draw_panel, example_input, upload_input
-from ui.resources import active_recognizer, admin_token, correction_store, training_jobs
+from ui.resources import active_recognizer, admin_setting, correction_store, training_jobs
 from ui.results import read, read_mode, show_answer, show_details
 from ui.retrain import retrain_controls, training_panel
 
@@ -50,7 +50,7 @@ store = correction_store()
 recognizer, active = active_recognizer(registry)
 
 with st.sidebar:
-    admin = admin_gate(admin_token())
+    admin = admin_gate(admin_setting())
     model_summary(active)
     versions_panel(registry, active, admin)
     stored = corrections_panel(store, admin)

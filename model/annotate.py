@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from model.preprocess import to_gray
+from model.preprocess import working_gray
 
 # Annotated copies are drawn at most this large: enough to see, cheap to send to a browser.
 DISPLAY_MAX_SIDE = 800
@@ -15,11 +15,7 @@ UNCERTAIN_COLOUR = (230, 160, 20)
 
 def readable_copy(image: np.ndarray) -> np.ndarray:
     """The input as an RGB uint8 picture with dark ink on light paper, at most DISPLAY_MAX_SIDE."""
-    gray = to_gray(image)  # also fills a transparent background with a contrasting colour
-    scale = min(1.0, DISPLAY_MAX_SIDE / max(gray.shape))
-    if scale < 1.0:
-        gray = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
+    gray, _ = working_gray(image, DISPLAY_MAX_SIDE)  # also fills a transparent background with a contrasting colour
     if np.median(gray) < 0.5:  # light ink on dark (the canvas): shown as ink on paper, like the labels
         gray = 1.0 - gray
     rgb = (np.clip(gray, 0, 1) * 255).astype(np.uint8)

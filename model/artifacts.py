@@ -8,10 +8,13 @@ opens a model after checking it against its card.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "digits.keras"
@@ -54,3 +57,43 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, payload: dict) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=False) + "\n").encode())
+
+
+@contextlib.contextmanager
+def staging_folder(model_path: Path) -> Iterator[Path]:
+    """A private folder, on the model's file system, to write a model's whole set in before publish_set.
+
+    It sits inside the model's folder when that exists, else beside it (so that it can become that folder);
+    whatever is left of it is removed on the way out."""
+    model_path = Path(model_path)
+    folder = model_path.parent
+    if folder.exists():
+        work = tempfile.mkdtemp(prefix=f".{model_path.stem}-run-", dir=folder)
+    else:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=f".{folder.name}.staging-", dir=folder.parent)
+    try:
+        yield Path(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def publish_set(work: Path, model_path: Path) -> None:
+    """Move a complete model set from `work` (staging_folder) to `model_path` and its companions.
+
+    When the model's folder does not exist yet, the staging folder becomes it: one rename. Otherwise the
+    files move in one by one, the card last, and only if no model of that name is there: readers go by the
+    card, so they see no model or the whole new one, never new weights with an old card."""
+    work, model_path = Path(work), Path(model_path)
+    folder = model_path.parent
+    if work.parent != folder:
+        with contextlib.suppress(OSError):  # the folder appeared meanwhile: move file by file below
+            os.rename(work, folder)  # atomic; fails rather than replace a folder that has files
+            return
+    if model_path.exists():
+        raise ModelFileError(f"{model_path} already exists: a new model is never written over another in place. "
+                             "Name a new output.")
+    card = sidecar_path(model_path).name
+    names = sorted(path.name for path in work.iterdir())
+    for name in sorted(names, key=lambda n: n == card):  # the card last
+        os.replace(work / name, folder / name)

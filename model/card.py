@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,6 +22,21 @@ from model.constants import INPUT_SIZE
 CARD_FORMAT = 1  # the JSON layout: unchanged since the first sidecar, only read through types now
 TEST_SPLIT = "test_mnist"  # the figure a model is judged and promoted by
 HOLDOUT_SPLIT = "feedback_holdout"  # the corrections kept out of training
+# A version names a folder of the registry: no path separators, no leading dot, nothing that climbs out.
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class VersionNameError(ModelFileError, ValueError):
+    """A card's or a user's version name could not name a folder of the registry safely."""
+
+
+def checked_version(name: object) -> str:
+    """The version name, or VersionNameError saying why it cannot name a model version."""
+    if not isinstance(name, str) or not VERSION_NAME.fullmatch(name) or ".." in name:
+        raise VersionNameError(f"{name!r} is not a model version name: expected up to 64 letters, digits, '-', '_' "
+                             "or '.', starting with a letter or digit (e.g. 20261204-181500-3fa2). "
+                             "Fix the sidecar's \"version\" or retrain.")
+    return name
 
 
 def _metric(label: str, percent: bool = False, **more):
@@ -133,6 +149,7 @@ class ModelCard:
     def from_json(cls, info: dict) -> ModelCard:
         if not isinstance(info, dict) or not info.get("version"):
             raise ModelFileError("The sidecar has no model version: it is not a model card. Retrain the model.")
+        checked_version(info["version"])
         known = _known(cls, info)
         before = dict(known.pop("metrics_before", None) or {})
         known["before_version"] = before.pop("version", known.get("before_version"))

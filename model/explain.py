@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from model.constants import INPUT_SIZE, PIXEL_MAX
-from model.preprocess import shrink, to_gray
+from model.preprocess import working_gray
 
 PATCH = 5  # the erased square, in model-input pixels: a little more than a stroke's width
 STRIDE = 3  # 2 is as faithful (bench/why.py: 0.63 against 0.64) at twice the readings
@@ -119,8 +119,7 @@ def overlay_on_image(image: np.ndarray, pieces: list[tuple[Explanation, np.ndarr
     """The maps of one or more readings (explanation, model input, ink box) over the image they were read
     from (any array model.preprocess takes), shrunk to at most `max_side`. Returns RGB uint8."""
     # shrunk before anything else: a phone photo is 12 megapixels, the picture shown 0.3
-    image, scale = shrink(np.asarray(image), max_side)
-    gray = to_gray(image)
+    gray, scale = working_gray(image, max_side)
     heat = np.zeros(gray.shape, np.float32)
     for explanation, model_input, box in pieces:
         scaled = tuple(int(v * scale) for v in box)

@@ -15,15 +15,12 @@ is converted in memory when it is loaded.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import threading
 
 import numpy as np
 
 from model.constants import INPUT_SIZE
-from model.tf_runtime import native_output_silenced, tensorflow
+from model.tf_runtime import keras_module, native_output_silenced, tensorflow
 
 
 def _float32_copy(keras_model):
@@ -39,35 +36,48 @@ def _float32_copy(keras_model):
 
 
 def convert(keras_model) -> bytes:
-    """A Keras model -> the LiteRT flatbuffer of the same graph and weights."""
+    """A Keras model -> the LiteRT flatbuffer of the same graph and weights.
+
+    Quiet through the libraries' own settings, in this thread only: the export Keras makes on the way prints
+    its signature to stdout (which must stay clean for `model.predict --json`) unless Keras's interactive
+    logging is off, a per-thread setting; the converter's C++ logs obey TF_CPP_MIN_LOG_LEVEL (set by
+    tensorflow())."""
     tf = tensorflow()
+    keras = keras_module()
     if any(layer.dtype_policy.name != "float32" for layer in keras_model.layers):
         keras_model = _float32_copy(keras_model)
-    # The converter logs its progress through absl and to file descriptor 2.
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()  # to absl's log (quiet below WARNING) instead of stdout
     try:
-        # Conversion prints to stdout (Python) and stderr (C++): stdout must stay
-        # clean for `model.predict --json`, so both are silenced here.
-        with native_output_silenced((1, 2)), contextlib.redirect_stdout(io.StringIO()):
-            return tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
+        return tf.lite.TFLiteConverter.from_keras_model(keras_model).convert()
     finally:
-        absl_logger.setLevel(level)
+        if interactive:
+            keras.config.enable_interactive_logging()
+
+
+# LiteRT announces its XNNPACK delegate on stderr the first time any interpreter in the process allocates
+# (once per process; it has no setting to quiet it, and that delegate is 5x faster than none).
+_ANNOUNCED = threading.Event()
+_FIRST = threading.Lock()
 
 
 class LiteModel:
     def __init__(self, flatbuffer: bytes):
         from ai_edge_litert.interpreter import Interpreter
 
-        with native_output_silenced((1, 2)):
-            self._interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
+        self._interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
         self._lock = threading.Lock()
-        with native_output_silenced((1, 2)):
-            self(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32))  # the first run announces its delegate
+        blank = np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32)
+        if not _ANNOUNCED.is_set():
+            with _FIRST:
+                if not _ANNOUNCED.is_set():
+                    with native_output_silenced((2,)):  # once per process, under a lock
+                        self(blank)
+                    _ANNOUNCED.set()
+        self(blank)
 
     @classmethod
     def from_keras(cls, keras_model) -> LiteModel:

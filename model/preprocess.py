@@ -239,6 +239,24 @@ def shrink(image: np.ndarray, max_side: int = WORKING_MAX_SIDE) -> tuple[np.ndar
     return cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_AREA), scale
 
 
+# The dtypes OpenCV resizes as they are; anything else (int32, bool...) is made grey first.
+_RESIZABLE = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+def working_gray(image: np.ndarray, max_side: int = WORKING_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """The image shrunk to at most `max_side`, then made grey (to_gray), and the scale used.
+
+    Shrunk first, in its own integer type: a 40-megapixel RGBA upload is 160 MB as uint8 but 640 MB as
+    float32, so making it grey at full resolution would cost a session most of a gigabyte on every rerun."""
+    array = np.asarray(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.dtype.type not in _RESIZABLE:
+        return shrink(to_gray(array), max_side)
+    small, scale = shrink(array, max_side)
+    return to_gray(small), scale
+
+
 @dataclasses.dataclass(frozen=True)
 class Ink:
     """Where the ink is, at working resolution."""
@@ -260,10 +278,9 @@ def _near(strokes: np.ndarray) -> np.ndarray:
 
 def find_ink(image: np.ndarray) -> Ink | str:
     """The ink of a photo, scan, canvas export or MNIST image, or why there is none."""
-    gray = to_gray(image)
-    if gray.size == 0:
+    if np.asarray(image).size == 0:
         return "the image is empty"
-    small, scale = shrink(gray)
+    small, scale = working_gray(image)
     flat = ink_map(small)
     mask = ink_mask(flat)
     if isinstance(mask, str):

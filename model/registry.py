@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import fcntl
 import json
 import os
+import secrets
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path
-from model.card import TEST_SPLIT, ModelCard
+from model.card import TEST_SPLIT, ModelCard, checked_version
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_VERSION = "shipped"
@@ -41,6 +44,17 @@ def worse_by(candidate: ModelCard, active: ModelCard) -> float:
     if new is None or old is None:
         return 0.0
     return max(0.0, old - new)
+
+
+class VersionExistsError(ModelFileError):
+    """A different model already has this version name."""
+
+
+def new_name(now: dt.datetime | None = None) -> str:
+    """A name for a version or a run: the UTC time to the second, readable and sorting in time order, then a
+    random part, so that two made within the same second (start, cancel, start again) never collide."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def data_dir() -> Path:
@@ -75,9 +89,7 @@ class Registry:
     def _path(self, version: str) -> Path:
         if version == SHIPPED_VERSION:
             return self.shipped
-        if not version or "/" in version or version.startswith("."):
-            raise ValueError(f"{version!r} is not a model version name.")
-        return self.root / version / MODEL_FILE
+        return self.root / checked_version(version) / MODEL_FILE
 
     def get(self, version: str) -> ModelVersion:
         path = self._path(version)
@@ -124,21 +136,31 @@ class Registry:
                 yield self.get(name)
 
     def add(self, model_path: Path) -> ModelVersion:
-        """Copy a trained model and its companion files in, as a new inactive version."""
+        """Copy a trained model and its companion files in, as a new inactive version.
+
+        Adding the same model again (same version, same SHA-256) returns the stored one; a different model
+        under a name that is taken is refused, never silently dropped."""
         model_path = Path(model_path)
-        version = ModelCard.read(model_path).version
-        target = self.root / version
-        staging = self.root / f".{version}.incoming"
-        shutil.rmtree(staging, ignore_errors=True)
+        card = ModelCard.read(model_path)
+        target = self.root / card.version
+        staging = self.root / f".{card.version}.incoming-{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
-        for companion in model_path.parent.glob(f"{model_path.stem}.*"):
-            shutil.copy2(companion, staging / companion.name.replace(model_path.stem, Path(MODEL_FILE).stem, 1))
-        with self._locked():
-            if target.exists():
-                shutil.rmtree(staging)
-            else:
-                os.replace(staging, target)
-        return self.get(version)
+        try:
+            for companion in model_path.parent.glob(f"{model_path.stem}.*"):
+                shutil.copy2(companion, staging / companion.name.replace(model_path.stem, Path(MODEL_FILE).stem, 1))
+            with self._locked():
+                if target.exists():
+                    stored = ModelCard.read(target / MODEL_FILE)
+                    if stored.model_sha256 != card.model_sha256:
+                        raise VersionExistsError(
+                            f"Model version {card.version} already exists and holds a different model "
+                            f"(SHA-256 {stored.model_sha256} there, {card.model_sha256} here). Nothing was replaced: "
+                            "retrain to get a new version name, or delete the stored one first.")
+                else:
+                    os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.get(card.version)
 
     def activate(self, version: str) -> ModelVersion:
         chosen = self.get(version)

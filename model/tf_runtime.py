@@ -3,21 +3,37 @@
 TensorFlow's C++ side prints oneDNN/CUDA notices to file descriptor 2 before
 any logging setting applies (TF_CPP_MIN_LOG_LEVEL no longer silences them).
 On a CPU machine they are noise that users read as errors, so the import and
-the first device initialisation run with descriptor 2 pointed at /dev/null.
+the first device initialisation run with descriptor 2 pointed at /dev/null:
+once per process, under a lock. Pointing a descriptor elsewhere silences every
+thread of the process (every session of the app), so nothing else does it:
+later chatter is quieted through the libraries' own settings.
 Python exceptions are unaffected.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
+import threading
+
+# One at a time: two overlapping redirections could restore each other's /dev/null for good.
+_REDIRECTING = threading.RLock()
+_TENSORFLOW_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def native_output_silenced(descriptors: tuple[int, ...] = (2,)):
-    """Point the given file descriptors at /dev/null (C++ code writes to them directly)."""
+    """Point the given file descriptors at /dev/null (C++ code writes to them directly), one caller at a time.
+
+    Process-wide: only for what happens once per process (see the module's doc)."""
+    with _REDIRECTING:
+        with _redirected(descriptors):
+            yield
+
+
+@contextlib.contextmanager
+def _redirected(descriptors: tuple[int, ...]):
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -38,15 +54,21 @@ def native_output_silenced(descriptors: tuple[int, ...] = (2,)):
         os.close(devnull)
 
 
-@functools.cache
-def tensorflow():
-    """The tensorflow module, imported and initialised quietly."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_output_silenced():
-        import tensorflow as tf
+_tensorflow = None
 
-        tf.config.list_logical_devices()  # device initialisation prints its notices here
-    return tf
+
+def tensorflow():
+    """The tensorflow module, imported and initialised quietly (once per process)."""
+    global _tensorflow
+    with _TENSORFLOW_LOCK:
+        if _tensorflow is None:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's and the runtime's later logs
+            with native_output_silenced():
+                import tensorflow as tf
+
+                tf.config.list_logical_devices()  # device initialisation prints its notices here
+            _tensorflow = tf
+    return _tensorflow
 
 
 def keras_module():

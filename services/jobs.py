@@ -22,7 +22,7 @@ from pathlib import Path
 
 from model.artifacts import atomic_write_json
 from model.card import ModelCard
-from model.registry import data_dir
+from model.registry import data_dir, new_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,9 +137,9 @@ class TrainingJobs:
                 raise TrainingAlreadyRunning(
                     f"A training run ({current.run_id}) is already running on this server; "
                     "wait for it to finish or cancel it.")
-            run_id = time.strftime("%Y%m%d-%H%M%S")
+            run_id = new_name()
             run_dir = self.runs_dir / run_id
-            run_dir.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir(parents=True)  # exist_ok=False: a run never reuses another's folder and progress
             config = dataclasses.replace(config, output=run_dir / "digits.keras",
                                          progress_file=run_dir / "progress.json", register=True)
             atomic_write_json(run_dir / "config.json", config.to_json())

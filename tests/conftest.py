@@ -44,9 +44,9 @@ def _no_network(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _own_data_dir(monkeypatch, tmp_path_factory):
-    """Registry, runs and corrections of a test live in its own folder, never in the checkout's var/."""
-    if "DIGITS_DATA_DIR" not in os.environ:
-        monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    """Registry, runs and corrections of a test live in its own folder: never in the checkout's var/, nor in the
+    folder a shell that runs the tests exports as DIGITS_DATA_DIR (a real deployment's, perhaps)."""
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture

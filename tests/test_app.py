@@ -494,3 +494,46 @@ def test_the_retrain_form_offers_label_smoothing_and_passes_it_on(canvas, monkey
     at.sidebar.button(key="train_start").click().run()
     assert not at.exception
     assert started[-1].label_smoothing == pytest.approx(0.1) and started[-1].architecture == "compact"
+
+
+@pytest.fixture
+def secrets_file(monkeypatch, tmp_path):
+    """Point Streamlit's secrets at a file of the test's own (written by the test), and forget what it read."""
+    import streamlit as st
+    from streamlit import config
+
+    path = tmp_path / "secrets.toml"
+    monkeypatch.delenv("ADMIN_TOKEN", raising=False)
+    saved = config.get_option("secrets.files")
+    config.set_option("secrets.files", [str(path)])
+    st.secrets._secrets = None
+    yield path
+    config.set_option("secrets.files", saved)
+    st.secrets._secrets = None
+
+
+@pytest.mark.parametrize("content", ['ADMIN_TOKEN = "abc\nbroken = \n', "ADMIN_TOKEN = 12345\n"],
+                         ids=["unparsable", "not-a-string"])
+def test_a_secrets_file_that_cannot_be_read_keeps_the_admin_tools_locked(canvas, secrets_file, content, caplog):
+    secrets_file.write_text(content)
+    at = _app().run()
+    assert not at.exception
+    assert any("Admin tools are locked" in e.value and "secrets" in e.value for e in at.sidebar.error)
+    assert not [b for b in at.sidebar.button if b.key == "train_start"]  # no retrain form
+    for key in ("version_rollback", "version_activate", "version_delete"):
+        assert at.sidebar.button(key=key).disabled
+    assert not [c for c in at.sidebar.caption if "Open local tool" in c.value]
+    assert any("Admin tools locked" in record.getMessage() for record in caplog.records)
+
+
+def test_a_readable_secrets_file_sets_the_admin_token(canvas, secrets_file):
+    secrets_file.write_text('ADMIN_TOKEN = "from-the-file"\n')
+    at = _app().run()
+    assert not [b for b in at.sidebar.button if b.key == "train_start"]
+    at.sidebar.text_input(key="admin_token").set_value("from-the-file").run()
+    assert at.sidebar.button(key="train_start") is not None
+
+
+def test_no_secrets_file_leaves_the_local_tool_open(canvas, secrets_file):
+    at = _app().run()  # secrets_file names a file that was never written
+    assert any("Open local tool" in c.value for c in at.sidebar.caption)

@@ -243,3 +243,18 @@ def test_emnist_idx_folder(tmp_path):
 def test_unknown_dataset_is_refused(tmp_path):
     with pytest.raises(ValueError, match="expected one of"):
         data.load_dataset("cifar", cache_dir=tmp_path)
+
+
+def test_the_cache_holds_its_own_checksum_in_one_file(tmp_path):
+    """One file renamed into place: no moment where new data sits beside an old checksum."""
+    x = np.arange(20 * 28 * 28, dtype=np.uint8).reshape(20, 28, 28)
+    y = (np.arange(20) % 10).astype(np.uint8)
+    path = data.save_cache(data.Dataset("mnist", "made here", data.Split(x, y), data.Split(x[:10], y[:10])), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]
+    assert np.array_equal(data.load_cache("mnist", tmp_path).train.x, x)
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    arrays["y_train"] = arrays["y_train"][::-1].copy()  # changed, with its old checksum kept
+    np.savez(path, **arrays)
+    with pytest.raises(data.ChecksumError, match="SHA-256"):
+        data.load_cache("mnist", tmp_path)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -229,15 +230,21 @@ def test_failed_training_leaves_the_previous_model_untouched(toy_model, tmp_path
 
     config, _ = toy_model
     before = (config.output.read_bytes(), sidecar_path(config.output).read_text())
+    toy = Dataset("mnist", "toy", _toy_dataset(), _toy_dataset(60))
 
     class Boom(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             raise RuntimeError("power cut")
 
+    # Over an existing model: refused before any training, the model untouched.
+    with pytest.raises(ModelFileError, match="already exists"):
+        train(config, datasets=[toy])
+    # A run that dies, beside it: nothing at its own output, nothing left over, the model beside it untouched.
+    beside = dataclasses.replace(config, output=config.output.with_name("beside.keras"))
     with pytest.raises(RuntimeError, match="power cut"):
-        train(config, extra_callbacks=[Boom()], datasets=[Dataset("mnist", "toy", _toy_dataset(), _toy_dataset(60))])
+        train(beside, extra_callbacks=[Boom()], datasets=[toy])
     assert (config.output.read_bytes(), sidecar_path(config.output).read_text()) == before
-    assert not list(config.output.parent.glob(".toy-run-*"))
+    assert not list(config.output.parent.glob("beside.*")) and not list(config.output.parent.glob(".*-run-*"))
 
 
 def test_evaluation_writes_report_figures_and_json(toy_model, tmp_path):
@@ -314,3 +321,57 @@ def test_mixed_precision_trains_exports_and_restores_the_policy(tmp_path):
     assert np.abs(exported - keras_probabilities).max() < 2e-2
     assert np.array_equal(exported.argmax(axis=1), keras_probabilities.argmax(axis=1))
     assert card.metrics["test_mnist"].accuracy > 0.5
+
+
+def test_a_bare_training_command_writes_a_new_folder_never_the_shipped_model(monkeypatch, tmp_path):
+    from model.artifacts import SHIPPED_MODEL
+
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path))
+    config = config_from_args(build_parser().parse_args([]))
+    assert config.output is None
+    first, second = config.with_output().output, config.with_output().output
+    assert first != second and first.parent.parent == second.parent.parent == tmp_path / "trained"
+    assert first.name == "digits.keras" and not first.exists()
+    assert SHIPPED_MODEL not in (first, second)
+    assert TrainConfig(output=tmp_path / "x.keras").with_output().output == tmp_path / "x.keras"
+
+
+def test_the_whole_set_is_published_at_once_and_never_over_a_model(tmp_path, monkeypatch):
+    import os
+
+    from model.artifacts import publish_set, staging_folder
+
+    def write_set(work, name="digits", content=b"new"):
+        for kind in ("keras", "tflite", "history.json", "json"):
+            (work / f"{name}.{kind}").write_bytes(content)
+
+    # A new folder: the staging folder becomes it, in one rename.
+    fresh = tmp_path / "fresh" / "digits.keras"
+    renames = []
+    real_rename = os.rename
+    monkeypatch.setattr(os, "rename", lambda a, b: (renames.append((a, b)), real_rename(a, b)))
+    with staging_folder(fresh) as work:
+        assert work.parent == tmp_path and not fresh.parent.exists()
+        write_set(work)
+        publish_set(work, fresh)
+    assert len(renames) == 1 and sorted(p.name for p in fresh.parent.iterdir()) == [
+        "digits.history.json", "digits.json", "digits.keras", "digits.tflite"]
+    assert [p.name for p in tmp_path.iterdir()] == ["fresh"]  # no staging folder left
+
+    # An existing folder: file by file, the card last (readers go by it).
+    moves = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (moves.append(Path(b).name), real_replace(a, b)))
+    other = fresh.with_name("other.keras")
+    with staging_folder(other) as work:
+        assert work.parent == fresh.parent
+        write_set(work, "other")
+        publish_set(work, other)
+    assert moves[-1] == "other.json" and len(moves) == 4
+
+    # Over a model that is there: refused, the model untouched.
+    with staging_folder(fresh) as work:
+        write_set(work, content=b"newer")
+        with pytest.raises(ModelFileError, match="already exists"):
+            publish_set(work, fresh)
+    assert fresh.read_bytes() == b"new" and not list(fresh.parent.glob(".digits-run-*"))

@@ -188,3 +188,99 @@ def test_the_worker_is_told_how_corrections_count_and_to_register(tmp_path, tiny
     assert (handed.fine_tune, handed.fine_tune_epochs) == (True, 2)
     assert (handed.feedback, handed.feedback_mode, handed.feedback_factor) == (True, "weight", 7)
     assert handed.register and handed.output.parent == handed.progress_file.parent == config_file.parent
+
+
+def test_a_card_whose_version_is_a_path_is_refused_where_it_is_read(tmp_path):
+    from model.card import VersionNameError
+
+    registry = Registry(tmp_path / "models")
+    for bad in ("../x", "a/b", ".hidden", "", "x" * 65):
+        path = _fake_model(tmp_path / "run", bad or "placeholder", 0.99)
+        if not bad:
+            sidecar_path(path).write_text(json.dumps({"version": "../x", "model_sha256": file_sha256(path)}))
+        with pytest.raises(VersionNameError, match="not a model version name"):
+            registry.add(path)
+        with pytest.raises(ModelFileError):
+            ModelCard.read(path)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "models" / "x").exists()
+    assert not (tmp_path / "models").exists() or not [p for p in (tmp_path / "models").iterdir() if p.is_dir()]
+    with pytest.raises(ValueError):  # and a name typed by a user
+        registry.activate("../x")
+
+
+def test_a_different_model_under_a_taken_version_is_an_error_not_a_silent_keep(tmp_path):
+    from model.registry import VersionExistsError
+
+    registry = Registry(tmp_path / "models")
+    first = registry.add(_fake_model(tmp_path / "a", "20260101-000000-aaaaaa", 0.99))
+    assert registry.add(_fake_model(tmp_path / "a", "20260101-000000-aaaaaa", 0.99)) == first  # the same model again
+    impostor = _fake_model(tmp_path / "b", "20260101-000000-aaaaaa", 0.98)
+    impostor.write_bytes(b"another model")
+    atomic_write_json(sidecar_path(impostor), {"version": "20260101-000000-aaaaaa", "model_sha256": file_sha256(impostor)})
+    with pytest.raises(VersionExistsError, match="different model"):
+        registry.add(impostor)
+    assert registry.get(first.version).card.model_sha256 == first.card.model_sha256
+    assert not [p for p in (tmp_path / "models").iterdir() if ".incoming" in p.name]
+
+
+def test_names_made_in_the_same_second_differ():
+    import datetime as dt
+
+    from model.registry import new_name
+
+    moment = dt.datetime(2026, 12, 4, 18, 0, 0, tzinfo=dt.timezone.utc)
+    names = {new_name(moment) for _ in range(1000)}
+    assert len(names) == 1000 and all(name.startswith("20261204-180000-") for name in names)
+    assert sorted([new_name(moment), new_name(moment + dt.timedelta(seconds=1))])[1].startswith("20261204-180001")
+
+
+def _sleeper(tmp_path):
+    """A stand-in for the worker's Python: it starts, writes nothing and sleeps until cancelled."""
+    script = tmp_path / "fake-python"
+    script.write_text("#!/bin/sh\nexec sleep 60\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_start_cancel_and_start_again_at_once_gets_a_new_run_folder(tmp_path):
+    jobs = TrainingJobs(tmp_path / "runs", python=_sleeper(tmp_path))
+    first = jobs.start(_preset("quick"))
+    (first.run_dir / "progress.json").write_text(json.dumps({"status": "training", "epoch": 3}))
+    jobs.cancel()
+    second = jobs.start(_preset("quick"))
+    try:
+        assert second.run_id != first.run_id and second.run_dir != first.run_dir
+        assert second.progress == {}  # not the cancelled run's
+    finally:
+        jobs.cancel()
+
+
+def test_a_run_folder_that_exists_is_never_reused(tmp_path, monkeypatch):
+    import services.jobs
+
+    monkeypatch.setattr(services.jobs, "new_name", lambda: "20260101-000000-aaaaaa")
+    jobs = TrainingJobs(tmp_path / "runs", python=_sleeper(tmp_path))
+    jobs.start(_preset("quick"))
+    jobs.cancel()
+    with pytest.raises(FileExistsError):
+        jobs.start(_preset("quick"))
+
+
+def test_tests_never_write_into_the_data_folder_their_shell_exports(tmp_path):
+    """Run as a developer might, with DIGITS_DATA_DIR exported for the app: the tests keep to their own folder."""
+    import os
+    import subprocess
+    import sys
+
+    real = tmp_path / "real-deployment"
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("from model.registry import Registry\n\n"
+                     "def test_writes_the_registry():\n"
+                     "    Registry().activate('shipped')\n")
+    env = {**os.environ, "DIGITS_DATA_DIR": str(real)}
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
+                             "-c", str(root / "pytest.ini"), "--rootdir", str(tmp_path), str(probe)],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert "1 passed" in result.stdout, result.stdout + result.stderr
+    assert not real.exists(), f"a test wrote into the exported data folder: {list(real.rglob('*'))}"

@@ -16,6 +16,7 @@ from training.shards import ShardError
 def main(argv=None) -> int:
     try:
         config, args = parse_config(argv)
+        config = config.with_output()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

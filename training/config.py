@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from model.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from model.registry import data_dir, new_name
 from training.data import DATASETS, DEFAULT_CACHE_DIR
 from training.distribute import LR_SCALING, STRATEGIES
 from training.feedback import FEEDBACK_MODES
 
-DEFAULT_OUTPUT = Path("model") / "digits.keras"
 LR_SCHEDULES = ("cosine", "exponential", "constant")
 SCALE = "scale: several devices or machines, streamed data (see docs/distributed-training.md)"
 CORRECTIONS = "corrections and fine-tuning"
@@ -116,7 +116,9 @@ class TrainConfig:
                                    "not activated")
     seed: int = option(42, "seeds the split, the shuffling, augmentation and weights")
     limit: int | None = option(None, "smoke run: at most N images per split")
-    output: Path = option(DEFAULT_OUTPUT, "where to write the .keras model")
+    output: Path | None = option(None, "where to write the .keras model, which must not exist yet: training never "
+                                       "writes over a model in place (None: a new folder under "
+                                       "$DIGITS_DATA_DIR/trained/)")
     progress_file: Path | None = option(None, "also write progress (epoch, batch, curves) to this JSON file")
     data_dir: Path | None = option(None, "folder with mnist.npz or the IDX files (and EMNIST's), used before any "
                                          "download")
@@ -153,10 +155,18 @@ class TrainConfig:
             problems.append("cpu_devices and shuffle_buffer must be at least 1")
         if self.shards is not None and (self.feedback or self.fine_tune):
             problems.append("shards cannot be combined with feedback or fine_tune yet: train from --data instead")
-        if Path(self.output).suffix != ".keras":
+        if self.output is None and self.strategy == "multiworker":
+            problems.append("a multiworker run needs an output: every worker must name the same one")
+        if self.output is not None and Path(self.output).suffix != ".keras":
             problems.append(f"output must end in .keras (the native Keras format), got {self.output}")
         if problems:
             raise ValueError("Invalid training configuration: " + "; ".join(problems) + ".")
+
+    def with_output(self) -> TrainConfig:
+        """This config with a concrete output: a new folder of its own when none was given."""
+        if self.output is not None:
+            return self
+        return dataclasses.replace(self, output=data_dir() / "trained" / new_name() / "digits.keras")
 
     def to_json(self) -> dict:
         return {key: (str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import logging
 import os
 import pickle
@@ -212,31 +213,50 @@ def _cache_path(cache_dir: Path, name: str) -> Path:
     return cache_dir / f"{name}.npz"
 
 
+def _arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """One digest of a cached dataset's arrays (names, shapes, types and bytes), kept inside the same file."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def save_cache(dataset: Dataset, cache_dir: Path) -> Path:
-    """Write the dataset as a plain npz with a SHA-256 beside it, atomically."""
+    """Write the dataset as a plain npz that holds its own SHA-256: one file, renamed into place in one step,
+    so no reader ever sees new data beside an old checksum."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = _cache_path(cache_dir, dataset.name)
+    arrays = {"x_train": dataset.train.x, "y_train": dataset.train.y, "x_test": dataset.test.x,
+              "y_test": dataset.test.y, "source": np.array(dataset.source)}
     with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".npz.tmp", delete=False) as handle:
-        np.savez(handle, x_train=dataset.train.x, y_train=dataset.train.y, x_test=dataset.test.x,
-                 y_test=dataset.test.y, source=np.array(dataset.source))
-        tmp = Path(handle.name)
-    digest = file_sha256(tmp)
-    os.replace(tmp, path)
-    path.with_suffix(".npz.sha256").write_text(digest + "\n")
+        np.savez(handle, **arrays, sha256=np.array(_arrays_sha256(arrays)))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, path)
+    path.with_suffix(".npz.sha256").unlink(missing_ok=True)  # an older cache's separate checksum
     return path
 
 
 def load_cache(name: str, cache_dir: Path) -> Dataset:
     path = _cache_path(cache_dir, name)
-    digest_file = path.with_suffix(".npz.sha256")
-    if not path.exists() or not digest_file.exists():
+    if not path.exists():
         raise FileNotFoundError(f"no cached {path}")
-    verify_sha256(path, digest_file.read_text().strip())
-    with np.load(path, allow_pickle=False) as arrays:
-        train = _check_split(arrays["x_train"], arrays["y_train"], str(path))
-        test = _check_split(arrays["x_test"], arrays["y_test"], str(path))
-        source = str(arrays["source"])
-    return Dataset(name, f"cache of {source}", train, test)
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    expected = str(arrays.pop("sha256", ""))
+    if not expected:  # written before the checksum moved inside: its separate file, if it is there
+        digest_file = path.with_suffix(".npz.sha256")
+        if not digest_file.exists():
+            raise FileNotFoundError(f"no checksum for the cached {path}")
+        verify_sha256(path, digest_file.read_text().strip())
+    elif _arrays_sha256(arrays) != expected:
+        raise ChecksumError(f"{path} does not match the SHA-256 stored in it: it was changed or damaged. "
+                            "Delete it and it will be loaded again from its source.")
+    train = _check_split(arrays["x_train"], arrays["y_train"], str(path))
+    test = _check_split(arrays["x_test"], arrays["y_test"], str(path))
+    return Dataset(name, f"cache of {arrays['source']}", train, test)
 
 
 # --------------------------------------------------------------------------- MNIST sources

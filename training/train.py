@@ -16,8 +16,6 @@ import hashlib
 import logging
 import os
 import platform
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -25,12 +23,13 @@ from typing import NamedTuple
 import numpy as np
 
 from model.architectures import build_model
-from model.artifacts import atomic_write_bytes, atomic_write_json, companion_path, file_sha256
+from model.artifacts import (ModelFileError, atomic_write_bytes, atomic_write_json, companion_path, file_sha256,
+                             publish_set, staging_folder)
 from model.card import HOLDOUT_SPLIT, TEST_SPLIT, ModelCard
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.lite import convert
 from model.loading import load_model
-from model.registry import Registry
+from model.registry import Registry, new_name
 from model.tf_runtime import keras_module, tensorflow
 from services.corrections import default_store_path
 from training import metrics
@@ -296,6 +295,11 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     make_strategy(config.strategy) before TensorFlow started (the command line does so); made here if not given.
     """
     started = time.perf_counter()
+    config = config.with_output()
+    if Path(config.output).exists():  # before the hours of training, not after
+        raise ModelFileError(f"{config.output} already exists: training never writes over a model in place, "
+                             "where a reader could see new weights with the old card. Name a new --output "
+                             "(or leave it out: a new folder under $DIGITS_DATA_DIR/trained/).")
     keras = keras_module()
     strategy = strategy or make_strategy(config.strategy, config.cpu_devices)
     chief, replica_count = is_chief(strategy), replicas(strategy)
@@ -322,7 +326,6 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         model = _local_copy(model)
     card = _evaluate_and_save(model, config, inputs, history, timings,
                               ModelCard(distribution=distribution, **base.card_fields))
-    plot_curves(history, companion_path(config.output, "curves.png"))
     log.info("Saved %s: %s", config.output, {k: round(m.accuracy, 5) for k, m in card.metrics.items()})
     if config.register:
         log.info("Registered as version %s (not active)", Registry().add(config.output).version)
@@ -417,12 +420,11 @@ def _fit(model, config: TrainConfig, inputs: TrainingInputs, strategy, chief: bo
 
 def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, history: dict, timings: Timings,
                        card: ModelCard) -> ModelCard:
-    """Measure, calibrate and write the model, its LiteRT export, history and card; the model is renamed
-    into place last but one, so a run that dies before leaves the previous model untouched."""
+    """Measure, calibrate and write the model's whole set (model, card, LiteRT export, history, curves, reliability
+    diagram) to a staging folder, then publish it at config.output in one step (model.artifacts.publish_set):
+    a run that dies before leaves nothing at the output, and a reader never sees new weights with an old card."""
     output = Path(config.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output.stem}-run-", dir=output.parent))
-    try:
+    with staging_folder(output) as work:
         probabilities = keras_probabilities(model)
         figures = {"validation": metrics.evaluate(probabilities, inputs.validation),
                    **metrics.evaluate_all(probabilities, inputs.evaluation)}
@@ -430,14 +432,14 @@ def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, histo
             figures[TEST_SPLIT] = dataclasses.replace(
                 figures[TEST_SPLIT], note="trained with EMNIST, which shares NIST writers with MNIST: "
                                           "the MNIST test figure may be optimistic")
-        diagram = work / companion_path(output, "reliability.png").name
-        calibration = calibrate(probabilities, held_out_sets(*_arrays(inputs.validation), config.seed), diagram)
         staged = work / output.name
+        calibration = calibrate(probabilities, held_out_sets(*_arrays(inputs.validation), config.seed),
+                                companion_path(staged, "reliability.png"))
         model.save(staged)
         lite_export = convert(model)  # the fast path the app and the CLI read with, without TensorFlow
         now = dt.datetime.now(dt.timezone.utc)
         card = card.replace(
-            version=now.strftime("%Y%m%d-%H%M%S"), created=now.isoformat(timespec="seconds"),
+            version=new_name(now), created=now.isoformat(timespec="seconds"),
             architecture=card.architecture if config.fine_tune else config.architecture,
             parameters=int(model.count_params()),
             data={"datasets": inputs.datasets, "train": inputs.train_count, "validation": inputs.validation_count,
@@ -449,12 +451,10 @@ def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, histo
             machine={"cpus": os.cpu_count(), "platform": platform.platform()}, metrics=figures,
             libraries=library_versions(), model_sha256=file_sha256(staged),
             tflite_sha256=hashlib.sha256(lite_export).hexdigest(), calibration=calibration)
-        atomic_write_json(companion_path(output, "history.json"),
+        atomic_write_json(companion_path(staged, "history.json"),
                           {key: [float(v) for v in values] for key, values in history.items()})
-        atomic_write_bytes(companion_path(output, "tflite"), lite_export)
-        os.replace(staged, output)
-        card.write(output)
-        os.replace(diagram, companion_path(output, "reliability.png"))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        atomic_write_bytes(companion_path(staged, "tflite"), lite_export)
+        plot_curves(history, companion_path(staged, "curves.png"))
+        card.write(staged)
+        publish_set(work, output)
     return card

@@ -12,13 +12,19 @@ from model.card import HEADLINE, is_percent
 from model.registry import SHIPPED_VERSION, ModelVersion, Registry
 from services.corrections import CorrectionStore
 from services.versions import metric_rows, summary
+from ui.resources import AdminSetting
 from ui.results import zoomed
 
 RECENT_CORRECTIONS = 24
 
 
-def admin_gate(token: str | None) -> bool:
-    """Whether this session may retrain, switch models and delete data."""
+def admin_gate(setting: AdminSetting) -> bool:
+    """Whether this session may retrain, switch models and delete data. A setting that could not be read
+    keeps everything locked."""
+    token = setting.token
+    if setting.problem:
+        st.error(f"Admin tools are locked: {setting.problem}.")
+        return False
     if token is None:
         st.caption("Open local tool: no ADMIN_TOKEN is set, so anyone who can open this page can retrain, "
                    "switch models and delete corrections.")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
+from typing import NamedTuple
 
 import streamlit as st
 
@@ -13,7 +16,12 @@ from services.corrections import CorrectionStore
 from services.jobs import TrainingJobs
 
 
-@st.cache_resource(show_spinner="Loading the model…")
+# The active model and the one before it (a rollback, or sessions still on the old one after a promotion):
+# every version ever promoted must not stay in memory.
+LOADED_MODELS = 2
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=LOADED_MODELS)
 def load_recognizer(model_path: str, sha256: str) -> Recognizer:
     """One model per process and version; sha256 is part of the key so a promotion reloads."""
     return Recognizer(model_path)
@@ -29,15 +37,40 @@ def correction_store() -> CorrectionStore:
     return CorrectionStore()
 
 
-def admin_token() -> str | None:
-    """ADMIN_TOKEN from the environment, else from .streamlit/secrets.toml; None when neither sets it."""
+log = logging.getLogger(__name__)
+
+
+class AdminSetting(NamedTuple):
+    """The admin token, or None when none is set; `problem` says why the setting could not be read."""
+
+    token: str | None
+    problem: str | None = None
+
+
+def admin_setting() -> AdminSetting:
+    """ADMIN_TOKEN from the environment, else from Streamlit's secrets files.
+
+    No secrets file at all is the usual local setup: no token, an open tool. A secrets file that exists
+    but cannot be read or parsed is not that: Streamlit raises the same FileNotFoundError subclass for
+    both, so we tell them apart by whether a file is there, and keep the gate locked (fail closed)."""
     token = os.environ.get("ADMIN_TOKEN")
-    if not token:
-        try:
-            token = st.secrets.get("ADMIN_TOKEN")
-        except FileNotFoundError:  # no secrets file: that is the usual local setup
-            token = None
-    return token or None
+    if token:
+        return AdminSetting(token)
+    try:
+        token = st.secrets.get("ADMIN_TOKEN")
+    except Exception as error:  # a parse error, a permission error, a path that is not a file...
+        files = [str(path) for path in st.get_option("secrets.files") if Path(path).exists()]
+        if not files and isinstance(error, FileNotFoundError):
+            return AdminSetting(None)
+        problem = (f"the secrets file ({', '.join(files) or 'secrets.files'}) could not be read: {error}. "
+                   "Fix or remove it and reload the page")
+        log.error("Admin tools locked: %s", problem)
+        return AdminSetting(None, problem)
+    if token is not None and not isinstance(token, str):
+        problem = f"ADMIN_TOKEN in the secrets file is a {type(token).__name__}; write it as a string in quotes"
+        log.error("Admin tools locked: %s", problem)
+        return AdminSetting(None, problem)
+    return AdminSetting(token or None)
 
 
 def active_recognizer(registry: Registry) -> tuple[Recognizer, ModelVersion]:
