@@ -7,18 +7,16 @@ corrections, retraining), then the four ways to give the model an image.
 
 from __future__ import annotations
 
-import sys
-
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from model.registry import Registry
-from services.jobs import TrainingAlreadyRunning
+from services.jobs import TrainingJobError
 from ui import state
 from ui.admin import admin_gate, corrections_panel, model_summary, versions_panel
 from ui.feedback import FeedbackTarget
 from ui.inputs import camera_input, decoded, draw_panel, example_input, upload_input
-from ui.resources import active_recognizer, admin_setting, correction_store, training_jobs
+from ui.resources import active_recognizer, admin_setting, correction_store, training_jobs, tune_interpreter
 from ui.results import read, read_mode, show_answer, show_details
 from ui.retrain import retrain_controls, training_panel
 
@@ -40,10 +38,7 @@ FILE_TABS = (
 )
 
 st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:", layout="wide")
-# This script and Streamlit's event loop (which sends each result to the browser) share the GIL. With
-# the default 5 ms switch interval, every numpy or OpenCV call that releases it can wait 5 ms to get it
-# back while the loop is busy: a stroke's server time doubled. A shorter interval bounds that wait.
-sys.setswitchinterval(0.0005)
+tune_interpreter()
 registry = Registry()
 jobs = training_jobs()
 store = correction_store()
@@ -58,7 +53,7 @@ with st.sidebar:
     if config is not None:
         try:
             jobs.start(config)
-        except TrainingAlreadyRunning as error:
+        except TrainingJobError as error:  # already running, or the worker could not start
             st.warning(str(error))
     job = jobs.state()
     running = job is not None and job.running

@@ -12,9 +12,14 @@ committed correction durable, even against a power cut.
 
 Each row holds the raw input as PNG (shrunk to at most RAW_MAX_SIDE pixels on
 its long side), the 28x28 model input, the true label, what the model said
-and how sure it was, the model version and the time.
+and how sure it was, the model version, the time and the app session that
+sent it (a random id the app makes per browser session: no personal data).
 
-Command line: ``python -m services.corrections {stats,export,delete}``.
+Anyone may send corrections, so the store takes them within limits
+(``Limits``): so many per session per hour, and so many in all. Past either,
+a correction is refused with a plain message; nothing stored is lost.
+
+Command line: ``python -m services.corrections {stats,sessions,export,delete}``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,34 @@ RAW_MAX_SIDE = 1024  # a phone photo is kept at most this large: plenty to look 
 BUSY_TIMEOUT_SECONDS = 60.0
 SOURCES = ("canvas", "upload", "camera", "import")
 
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What anonymous users may store: the defaults are declared here, once (docs/corrections.md lists them)."""
+
+    per_session: int = 120  # corrections one app session may send...
+    window_seconds: int = 3600  # ...within this long (a person correcting by hand sends a few a minute)
+    max_samples: int = 50_000  # the whole store, in samples (5,000 per digit: far more than a fine-tune needs)
+    max_megabytes: int = 2048  # and in image bytes (a photo is kept at most 1024 px, typically 50-300 kB)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class CorrectionLimitError(ValueError):
+    """A correction was refused by a limit; the message says which, and that nothing stored was lost."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionSummary:
+    """What one app session sent: for admins to find, and delete together, a bad batch."""
+
+    session: str | None  # None: rows from before sessions were recorded, or imported
+    count: int
+    corrected: int  # how many said the model was wrong
+    first: str
+    last: str
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,10 +82,16 @@ CREATE TABLE IF NOT EXISTS corrections (
     model_version TEXT NOT NULL,
     source TEXT NOT NULL,
     model_input BLOB NOT NULL CHECK (length(model_input) = {INPUT_SIZE * INPUT_SIZE}),
-    raw_png BLOB NOT NULL
+    raw_png BLOB NOT NULL,
+    session TEXT
 );
 CREATE INDEX IF NOT EXISTS corrections_label ON corrections (label);
 """
+# Stores made before the session column: added in place, older rows keep NULL.
+SESSION_MIGRATION = """
+ALTER TABLE corrections ADD COLUMN session TEXT;
+"""
+SESSION_INDEX = "CREATE INDEX IF NOT EXISTS corrections_session ON corrections (session, created);"
 
 
 def default_store_path() -> Path:
@@ -70,6 +109,7 @@ class Correction:
     source: str
     model_input: np.ndarray  # (28, 28) uint8, what the model saw
     raw_png: bytes
+    session: str | None = None  # the app session that sent it
 
     @property
     def confirmed(self) -> bool:
@@ -96,13 +136,19 @@ class Samples:
 class CorrectionStore:
     """Safe to use from many threads and processes: every call opens its own connection."""
 
-    def __init__(self, path: Path | None = None, timeout: float = BUSY_TIMEOUT_SECONDS):
+    def __init__(self, path: Path | None = None, timeout: float = BUSY_TIMEOUT_SECONDS,
+                 limits: Limits | None = None):
         self.path = Path(path) if path else default_store_path()
         self.timeout = timeout
+        self.limits = limits or DEFAULT_LIMITS
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connection() as db:
             db.execute("PRAGMA journal_mode=WAL")  # stored in the file: set once, every connection uses it
             db.executescript(SCHEMA)
+            if "session" not in {row[1] for row in db.execute("PRAGMA table_info(corrections)")}:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+                    db.executescript(SESSION_MIGRATION)
+            db.execute(SESSION_INDEX)
 
     @contextlib.contextmanager
     def _connection(self):
@@ -126,25 +172,64 @@ class CorrectionStore:
             db.execute("COMMIT")
 
     def add(self, label: int, model_input: np.ndarray, raw: np.ndarray | bytes, predicted: int | None,
-            confidence: float | None, model_version: str, source: str = "canvas") -> int:
+            confidence: float | None, model_version: str, source: str = "canvas", session: str | None = None) -> int:
         """Store one sample; returns its id once it is committed (and durable)."""
-        return self.add_many([(label, model_input, raw, predicted, confidence)], model_version, source)[0]
+        return self.add_many([(label, model_input, raw, predicted, confidence)], model_version, source, session)[0]
 
-    def add_many(self, samples: list[tuple], model_version: str, source: str = "canvas") -> list[int]:
-        """Store (label, model_input, raw, predicted, confidence) samples in one transaction: all or none."""
+    def add_many(self, samples: list[tuple], model_version: str, source: str = "canvas",
+                 session: str | None = None) -> list[int]:
+        """Store (label, model_input, raw, predicted, confidence) samples in one transaction: all or none.
+
+        A `session` (the app's) is held to the per-session limit; every sample to the store's size limits.
+        Past a limit nothing of the batch is stored (CorrectionLimitError), and nothing stored before is touched."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
-        created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-        rows = [(created, *_checked(*sample), model_version, source) for sample in samples]
-        with self._transaction() as db:
+        now = dt.datetime.now(dt.timezone.utc)
+        created = now.isoformat(timespec="milliseconds")
+        rows = [(created, *_checked(*sample), model_version, source, session) for sample in samples]
+        with self._transaction() as db:  # the checks and the insert in one transaction: no race past a limit
+            self._check_limits(db, rows, session, now)
             return [int(db.execute(
                 "INSERT INTO corrections (created, label, model_input, raw_png, predicted, confidence, model_version, "
-                "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid) for row in rows]
+                "source, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid) for row in rows]
+
+    def _check_limits(self, db, rows: list[tuple], session: str | None, now: dt.datetime) -> None:
+        limits = self.limits
+        if session is not None:
+            since = (now - dt.timedelta(seconds=limits.window_seconds)).isoformat(timespec="milliseconds")
+            sent = db.execute("SELECT count(*) FROM corrections WHERE session = ? AND created >= ?",
+                              (session, since)).fetchone()[0]
+            if sent + len(rows) > limits.per_session:
+                minutes = limits.window_seconds // 60
+                raise CorrectionLimitError(
+                    f"Not stored: this session has sent {sent} corrections in the last {minutes} minutes, and one "
+                    f"session may send {limits.per_session}. Thank you: please try again later. Everything you "
+                    "sent before is kept.")
+        count, size = db.execute("SELECT count(*), coalesce(sum(length(raw_png) + length(model_input)), 0) "
+                                 "FROM corrections").fetchone()
+        adding = sum(len(row[3]) + len(row[2]) for row in rows)
+        if count + len(rows) > limits.max_samples or size + adding > limits.max_megabytes * 2**20:
+            raise CorrectionLimitError(
+                f"Not stored: the corrections store is full ({count:,} samples, {size / 2**20:,.0f} MB; it takes "
+                f"{limits.max_samples:,} samples or {limits.max_megabytes:,} MB). Everything stored is kept; an "
+                "admin can export the store and delete what is no longer needed to make room.")
 
     def delete(self, correction_id: int) -> bool:
         """Remove one sample; False if there was none with that id."""
         with self._transaction() as db:
             return db.execute("DELETE FROM corrections WHERE id = ?", (int(correction_id),)).rowcount == 1
+
+    def delete_session(self, session: str | None) -> int:
+        """Remove everything one app session sent (a bad batch); returns how many samples went."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM corrections WHERE session IS ?", (session,)).rowcount
+
+    def sessions(self) -> list[SessionSummary]:
+        """Who sent what, most recent first: each app session's count and time span (no personal data)."""
+        with self._connection() as db:
+            rows = db.execute("SELECT session, count(*), sum(predicted IS NOT label), min(created), max(created) "
+                              "FROM corrections GROUP BY session ORDER BY max(created) DESC").fetchall()
+        return [SessionSummary(*row) for row in rows]
 
     def __len__(self) -> int:
         with self._connection() as db:
@@ -169,8 +254,8 @@ class CorrectionStore:
     def _select(self, clause: str, parameters: tuple) -> list[Correction]:
         with self._connection() as db:
             rows = db.execute("SELECT id, created, label, predicted, confidence, model_version, source, model_input, "
-                              f"raw_png FROM corrections {clause}", parameters).fetchall()
-        return [Correction(*row[:7], _image(row[7]), row[8]) for row in rows]
+                              f"raw_png, session FROM corrections {clause}", parameters).fetchall()
+        return [Correction(*row[:7], _image(row[7]), *row[8:]) for row in rows]
 
     def samples(self) -> Samples:
         with self._connection() as db:
@@ -223,10 +308,12 @@ def main(argv=None) -> int:
                         help="the SQLite store (set DIGITS_DATA_DIR to move the default)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("stats", help="how many samples per digit")
+    commands.add_parser("sessions", help="who sent what: each app session's samples and when (no personal data)")
     export = commands.add_parser("export", help="write every sample to an .npz dataset")
     export.add_argument("output", type=Path)
-    delete = commands.add_parser("delete", help="remove samples by id")
-    delete.add_argument("ids", type=int, nargs="+")
+    delete = commands.add_parser("delete", help="remove samples by id, or everything one session sent")
+    delete.add_argument("ids", type=int, nargs="*")
+    delete.add_argument("--session", help="the session id that `sessions` lists ('-' for samples without one)")
     args = parser.parse_args(argv)
 
     if not args.store.exists():
@@ -240,12 +327,24 @@ def main(argv=None) -> int:
         print("digit  corrected  confirmed")
         for digit in range(NUM_CLASSES):
             print(f"{digit:>5}  {counts['corrected'][digit]:>9}  {counts['confirmed'][digit]:>9}")
+    elif args.command == "sessions":
+        print("session                           samples  corrected  first                          last")
+        for row in store.sessions():
+            print(f"{row.session or '-':<32}  {row.count:>7}  {row.corrected:>9}  {row.first:<29}  {row.last}")
     elif args.command == "export":
         if args.output.suffix != ".npz":
             print(f"error: the export is an .npz file; got {args.output}.", file=sys.stderr)
             return 2
         args.output.write_bytes(store.export_npz())
         print(f"Wrote {len(store)} samples to {args.output}")
+    elif args.session is not None:
+        if args.ids:
+            print("error: give ids or --session, not both.", file=sys.stderr)
+            return 2
+        print(f"Deleted {store.delete_session(None if args.session == '-' else args.session)} sample(s).")
+    elif not args.ids:
+        print("error: name the samples to delete: their ids, or --session ID.", file=sys.stderr)
+        return 2
     else:
         missing = [i for i in args.ids if not store.delete(i)]
         if missing:

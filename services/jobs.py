@@ -27,7 +27,11 @@ from model.registry import data_dir, new_name
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class TrainingAlreadyRunning(RuntimeError):
+class TrainingJobError(RuntimeError):
+    """A training could not be started; the message says why and what to do."""
+
+
+class TrainingAlreadyRunning(TrainingJobError):
     pass
 
 
@@ -144,10 +148,14 @@ class TrainingJobs:
                                          progress_file=run_dir / "progress.json", register=True)
             atomic_write_json(run_dir / "config.json", config.to_json())
             command = ["nice", "-n", "10", self.python, "-m", "training", "--config", str(run_dir / "config.json")]
-            log = open(run_dir / "train.log", "w")
-            self._process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
-            log.close()
+            with open(run_dir / "train.log", "w") as log:  # the worker has its own copy once it started
+                try:
+                    self._process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                except OSError as error:
+                    raise TrainingJobError(f"The training worker could not be started ({error}); nothing is "
+                                           f"running. Check that {self.python} and `nice` can be run, then try "
+                                           "again.") from error
             record = {"run_id": run_id, "pid": self._process.pid, "run_dir": str(run_dir), "started": time.time(),
                       "status": "starting", "command": command}
             atomic_write_json(self._current, record)

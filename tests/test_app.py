@@ -537,3 +537,121 @@ def test_a_readable_secrets_file_sets_the_admin_token(canvas, secrets_file):
 def test_no_secrets_file_leaves_the_local_tool_open(canvas, secrets_file):
     at = _app().run()  # secrets_file names a file that was never written
     assert any("Open local tool" in c.value for c in at.sidebar.caption)
+
+
+def _finished_job(status="done", model=None):
+    """A training job that ended (as services.jobs records it), its folder holding `model` if given."""
+    import shutil
+    import time
+
+    from model.artifacts import atomic_write_json
+    from model.registry import data_dir
+
+    run_dir = data_dir() / "runs" / "20260101-000000-abcdef"
+    run_dir.mkdir(parents=True)
+    if model is not None:
+        for companion in model.parent.glob(f"{model.stem}.*"):
+            shutil.copy2(companion, run_dir / companion.name.replace(model.stem, "digits", 1))
+    atomic_write_json(data_dir() / "runs" / "current.json",
+                      {"run_id": run_dir.name, "pid": 999999, "run_dir": str(run_dir), "started": time.time(),
+                       "status": status, "message": "it broke" if status == "failed" else ""})
+    return run_dir
+
+
+def test_a_finished_model_that_cannot_be_read_is_an_error_on_the_page(canvas, stand_in_model):
+    run_dir = _finished_job(model=stand_in_model)
+    (run_dir / "digits.json").write_text("{not json")
+    at = _app().run()
+    assert not at.exception
+    assert any("cannot be read" in e.value for e in at.sidebar.error)
+    at.sidebar.button(key="train_dismiss").click().run()
+    assert not at.exception and not [b for b in at.sidebar.button if b.key == "train_dismiss"]
+
+
+@pytest.mark.parametrize("button", ["train_promote", "train_keep"])
+def test_promote_or_keep_never_stores_another_model_under_the_same_name(canvas, stand_in_model, tmp_path, button):
+    """A different model already holds the finished one's version name: an error, not a silent keep."""
+    import json as json_module
+
+    from model.artifacts import atomic_write_json, file_sha256, sidecar_path
+    from model.registry import Registry
+
+    _finished_job(model=stand_in_model)
+    other = tmp_path / "other" / "digits.keras"
+    other.parent.mkdir()
+    other.write_bytes(stand_in_model.read_bytes() + b"another model")
+    card = json_module.loads(sidecar_path(stand_in_model).read_text())
+    atomic_write_json(sidecar_path(other), {**card, "model_sha256": file_sha256(other)})
+    registry = Registry()
+    registry.add(other)
+    at = _app().run()
+    at.sidebar.button(key=button).click().run()
+    assert not at.exception
+    assert any("could not be" in e.value and "different model" in e.value for e in at.sidebar.error)
+    assert registry.active().version == "shipped"
+    assert registry.get(card["version"]).card.model_sha256 == file_sha256(other)
+
+
+def test_dismiss_is_behind_the_admin_gate(canvas, monkeypatch):
+    from services.jobs import TrainingJobs
+
+    monkeypatch.setenv("ADMIN_TOKEN", "s3cret-token")
+    _finished_job(status="failed")
+    at = _app().run()
+    assert any("it broke" in e.value for e in at.sidebar.error)
+    assert at.sidebar.button(key="train_dismiss").disabled  # (the code checks the gate on a click as well)
+    assert TrainingJobs().state().resolved is None
+    at.sidebar.text_input(key="admin_token").set_value("s3cret-token").run()
+    at.sidebar.button(key="train_dismiss").click().run()
+    assert TrainingJobs().state().resolved == "dismissed"
+
+
+def test_a_blank_canvas_in_whole_number_mode_gives_the_hint_and_no_empty_guess(canvas):
+    canvas.image = np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)])
+    at = _app().run()
+    at.radio(key="read_mode").set_value("Whole number").run()
+    assert not at.exception
+    assert any("Nothing to read" in info.value for info in at.info)
+    assert not [c for c in at.caption if c.value.startswith("Closest guess")]
+    assert not [m for m in at.metric if m.label == "Number"]
+
+
+def test_the_gil_switch_interval_is_set_once_per_process_not_per_rerun(canvas, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sys, "setswitchinterval", lambda value: calls.append(value))
+    at = _app().run()
+    at.run()
+    at.radio(key="read_mode").set_value("One digit").run()
+    _app().run()  # another session
+    assert calls == [0.0005]
+
+
+def test_past_its_limit_a_session_is_told_plainly_and_admins_delete_its_batch(canvas, monkeypatch, mnist_sample):
+    import services.corrections as corrections
+
+    monkeypatch.setattr(corrections, "DEFAULT_LIMITS", corrections.Limits(per_session=2))
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    other = _app().run()  # another browser session sends one first
+    other.button(key="feedback_canvas_right").click().run()
+    at = _app().run()
+    for index in (36, 37):
+        canvas.image = _canvas_rgba(x[index])
+        at.run()
+        at.button(key="feedback_canvas_right").click().run()
+    assert len(_store()) == 3
+    canvas.image = _canvas_rgba(x[38])
+    at.run()
+    at.button_group(key="feedback_canvas_digit").set_value((int(y[38]) + 1) % 10).run()
+    assert not at.exception
+    assert any("one session may send 2" in e.value for e in at.error)
+    assert len(_store()) == 3  # nothing stored past the limit, nothing lost
+
+    sessions = _store().sessions()
+    assert len(sessions) == 2 and all(s.session for s in sessions)
+    mine = at.session_state["session_id"]
+    assert {s.session for s in sessions} == {mine, other.session_state["session_id"]}
+    at.sidebar.selectbox(key="correction_session_choice").set_value(mine).run()
+    at.sidebar.button(key="correction_session_delete").click().run()
+    assert not at.exception
+    assert [s.session for s in _store().sessions()] == [other.session_state["session_id"]]

@@ -169,3 +169,98 @@ def test_the_command_line_shows_exports_and_deletes(tmp_path, capsys):
     assert corrections_cli(["--store", str(path), "delete", "999"]) == 1
     assert "no sample with id 999" in capsys.readouterr().err
     assert len(store) == 2
+
+
+def _send(store, count, session, label=7):
+    return store.add_many([(label, _model_input(i), b"png", 1, 0.6) for i in range(count)], "shipped", "canvas",
+                          session)
+
+
+def test_one_session_may_send_so_many_per_hour_and_is_told_plainly(tmp_path):
+    from services.corrections import CorrectionLimitError, Limits
+
+    store = CorrectionStore(tmp_path / "c.sqlite3", limits=Limits(per_session=5, window_seconds=3600))
+    _send(store, 3, "a" * 32)
+    with pytest.raises(CorrectionLimitError, match="one session may send 5") as refused:
+        _send(store, 3, "a" * 32)  # 3 more would make 6: none of them is stored
+    assert "kept" in str(refused.value)
+    assert len(store) == 3
+    _send(store, 2, "a" * 32)  # up to the limit
+    _send(store, 5, "b" * 32)  # another session has its own allowance
+    with pytest.raises(CorrectionLimitError):
+        _send(store, 1, "a" * 32)
+    assert len(store) == 10
+
+
+def test_the_window_moves_on(tmp_path, monkeypatch):
+    import datetime as dt
+
+    import services.corrections as corrections
+    from services.corrections import Limits
+
+    store = CorrectionStore(tmp_path / "c.sqlite3", limits=Limits(per_session=2, window_seconds=60))
+    _send(store, 2, "s")
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=61)
+
+    class Later(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return later
+
+    monkeypatch.setattr(corrections.dt, "datetime", Later)
+    _send(store, 2, "s")
+    assert len(store) == 4
+
+
+def test_a_full_store_refuses_more_and_loses_nothing(tmp_path):
+    from services.corrections import CorrectionLimitError, Limits
+
+    store = CorrectionStore(tmp_path / "c.sqlite3", limits=Limits(max_samples=4))
+    ids = _send(store, 4, None)
+    with pytest.raises(CorrectionLimitError, match="store is full"):
+        _send(store, 1, "new")
+    assert [c.id for c in store.recent()] == ids[::-1]
+    store.delete(ids[0])  # an admin makes room
+    _send(store, 1, "new")
+    assert len(store) == 4
+
+    by_size = CorrectionStore(tmp_path / "d.sqlite3", limits=Limits(max_megabytes=1))
+    by_size.add(1, _model_input(0), b"x" * 700_000, None, None, "shipped", "upload", "s")
+    with pytest.raises(CorrectionLimitError, match="MB"):
+        by_size.add(1, _model_input(0), b"x" * 700_000, None, None, "shipped", "upload", "s")
+    assert len(by_size) == 1
+
+
+def test_admins_see_who_sent_what_and_delete_a_batch_together(tmp_path, capsys):
+    store = CorrectionStore(tmp_path / "c.sqlite3")
+    good = _send(store, 2, "good-session")
+    _send(store, 3, "bad-session", label=3)
+    summaries = {s.session: s for s in store.sessions()}
+    assert summaries["bad-session"].count == 3 and summaries["good-session"].count == 2
+    assert summaries["bad-session"].corrected == 3 and summaries["bad-session"].first <= summaries["bad-session"].last
+    assert store.get(good[0]).session == "good-session"
+
+    assert corrections_cli(["--store", str(tmp_path / "c.sqlite3"), "sessions"]) == 0
+    listing = capsys.readouterr().out
+    assert "bad-session" in listing and "good-session" in listing
+    assert corrections_cli(["--store", str(tmp_path / "c.sqlite3"), "delete", "--session", "bad-session"]) == 0
+    assert "Deleted 3" in capsys.readouterr().out
+    assert [c.id for c in store.recent()] == good[::-1]
+
+
+def test_a_store_made_before_sessions_opens_and_gains_the_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript("""CREATE TABLE corrections (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL,
+            label INTEGER NOT NULL, predicted INTEGER, confidence REAL, model_version TEXT NOT NULL,
+            source TEXT NOT NULL, model_input BLOB NOT NULL, raw_png BLOB NOT NULL);""")
+        db.execute("INSERT INTO corrections (created, label, predicted, confidence, model_version, source, model_input, "
+                   "raw_png) VALUES ('2026-11-01T00:00:00.000+00:00', 4, 9, 0.5, 'shipped', 'canvas', ?, ?)",
+                   (bytes(784), b"png"))
+    store = CorrectionStore(path)
+    (old,) = store.recent()
+    assert old.label == 4 and old.session is None
+    store.add(5, _model_input(0), b"png", 5, 0.9, "shipped", "canvas", "new-session")
+    assert {s.session for s in store.sessions()} == {None, "new-session"}

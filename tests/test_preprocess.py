@@ -133,3 +133,26 @@ def test_huge_images_are_processed_in_bounded_size():
 
 def test_empty_array():
     assert preprocess(np.zeros((0, 0), np.uint8)).image is None
+
+
+def test_a_large_upload_is_shrunk_before_it_is_made_grey():
+    """A 40-megapixel RGBA upload is 160 MB as uint8; as float32 it was four times that, on every rerun."""
+    import tracemalloc
+
+    from model.annotate import readable_copy
+    from model.preprocess import find_ink
+
+    image = np.full((2000, 5000, 4), 255, np.uint8)  # 10 MP of white paper, opaque
+    image[800:1200, 2300:2500, :3] = 0  # a dark bar of ink
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        found = find_ink(image)
+        _, peak_reading = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        readable_copy(image)
+        _, peak_showing = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not isinstance(found, str) and found.box()[2] > 150
+    assert peak_reading < image.nbytes / 4 and peak_showing < image.nbytes / 4, (peak_reading, peak_showing)

@@ -284,3 +284,24 @@ def test_tests_never_write_into_the_data_folder_their_shell_exports(tmp_path):
                             cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert "1 passed" in result.stdout, result.stdout + result.stderr
     assert not real.exists(), f"a test wrote into the exported data folder: {list(real.rglob('*'))}"
+
+
+def test_a_worker_that_cannot_start_is_a_clear_error_and_leaks_no_file(tmp_path, monkeypatch):
+    import os
+    import subprocess
+
+    from services.jobs import TrainingJobError
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "nice")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    jobs = TrainingJobs(tmp_path / "runs")
+    open_before = set(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(TrainingJobError, match="could not be started"):
+            jobs.start(_preset("quick"))
+    leaked = [os.readlink(f"/proc/self/fd/{fd}") for fd in set(os.listdir("/proc/self/fd")) - open_before
+              if os.path.exists(f"/proc/self/fd/{fd}")]
+    assert not [path for path in leaked if path.endswith("train.log")], leaked
+    assert jobs.state() is None  # nothing claims to be running

@@ -16,6 +16,7 @@ from ui.resources import AdminSetting
 from ui.results import zoomed
 
 RECENT_CORRECTIONS = 24
+NO_SESSION = "(no session)"  # rows stored before sessions were recorded, or imported
 
 
 def admin_gate(setting: AdminSetting) -> bool:
@@ -74,7 +75,25 @@ def corrections_panel(store: CorrectionStore, admin: bool) -> int:
             st.rerun()
         st.download_button("Export all as .npz", data=store.export_npz if admin else b"", file_name="corrections.npz",
                            mime="application/octet-stream", key="corrections_export", disabled=not admin)
+        if admin:  # who sent what is for admins only, though it holds no personal data
+            sessions_panel(store)
     return total
+
+
+def sessions_panel(store: CorrectionStore) -> None:
+    """Who sent what: each app session's samples and time span, so that a bad batch goes in one click."""
+    sessions = store.sessions()
+    st.caption("Sent by app session (a random id per browser session; no personal data):")
+    st.dataframe(pd.DataFrame([{"session": (s.session or NO_SESSION)[:8], "samples": s.count, "corrected": s.corrected,
+                                "first": s.first[:19].replace("T", " "), "last": s.last[:19].replace("T", " ")}
+                               for s in sessions]), hide_index=True, key="correction_sessions")
+    by_id = {s.session or NO_SESSION: s for s in sessions}  # chosen by id, never by position: the list moves
+    chosen = st.selectbox("A bad batch", list(by_id), key="correction_session_choice",
+                          format_func=lambda i: f"{i[:8]}: {by_id[i].count} sample(s), "
+                                                f"last {by_id[i].last[:16].replace('T', ' ')}")
+    if st.button("Delete everything it sent", key="correction_session_delete") and chosen in by_id:
+        store.delete_session(None if chosen == NO_SESSION else chosen)
+        st.rerun()
 
 
 def shown(value, metric: str) -> str:

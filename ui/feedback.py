@@ -11,7 +11,7 @@ import streamlit as st
 
 from model.images import encode_png
 from model.inference import Reading
-from services.corrections import RAW_MAX_SIDE, CorrectionStore
+from services.corrections import RAW_MAX_SIDE, CorrectionLimitError, CorrectionStore
 from ui import state
 
 
@@ -31,7 +31,11 @@ def _save_feedback(target: FeedbackTarget, readings: list[Reading], labels: list
     raw_png = encode_png(raw, RAW_MAX_SIDE)  # once, shared by every digit of a number
     try:
         ids = target.store.add_many([(label, r.model_input, raw_png, r.closest, r.confidence)
-                                     for r, label in zip(readings, labels)], target.model_version, target.source)
+                                     for r, label in zip(readings, labels)], target.model_version, target.source,
+                                    state.session_id())
+    except CorrectionLimitError as error:  # too many from this session, or the store is full: it says which
+        state.report_feedback_error(target.source, str(error))
+        return
     except sqlite3.Error as error:
         state.report_feedback_error(
             target.source, f"The correction could not be stored ({error}). Nothing was saved; please try again.")

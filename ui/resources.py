@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +39,17 @@ def correction_store() -> CorrectionStore:
 
 
 log = logging.getLogger(__name__)
+# This script and Streamlit's event loop (which sends each result to the browser) share the GIL. With
+# the default 5 ms switch interval, every numpy or OpenCV call that releases it can wait 5 ms to get it
+# back while the loop is busy: a stroke's server time doubled. A shorter interval bounds that wait.
+GIL_SWITCH_INTERVAL = 0.0005
+
+
+@st.cache_resource
+def tune_interpreter() -> float:
+    """Set the process-wide GIL switch interval, once per process (not on every rerun of every session)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    return GIL_SWITCH_INTERVAL
 
 
 class AdminSetting(NamedTuple):

@@ -62,7 +62,9 @@ def show_answer(result: Reading | NumberReading | None, empty_hint: str) -> None
     if result is None:
         st.info(empty_hint)
     elif isinstance(result, NumberReading):
-        if result.number is None:  # a piece is not a digit, or not surely one: no number is claimed
+        if not result.digits:  # a blank canvas or page: nothing was read, so there is no guess to name
+            st.info(f"Nothing to read: {result.reason}. {empty_hint}")
+        elif result.number is None:  # a piece is not a digit, or not surely one: no number is claimed
             st.metric("Number", "Not read", help=MEANING)
             st.warning(result.reason.capitalize() + ".")
             st.caption("Closest guess: " + "".join(str(d.closest) for d in result.digits))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from model.artifacts import ModelFileError
 from model.card import HEADLINE, TEST_SPLIT, ModelCard
 from model.registry import PROMOTION_MARGIN, ModelVersion, Registry, worse_by
 from services.jobs import JobState, TrainingJobs
@@ -83,9 +84,14 @@ def figures_before(candidate: ModelCard, active: ModelCard) -> dict:
 
 
 def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, active: ModelVersion, admin: bool) -> None:
-    candidate = state.card()
-    st.success(f"Training finished: {candidate.epochs_run} epochs in {candidate.training_seconds:.0f} s. "
-               f"Kept as version {candidate.version}.")
+    try:
+        candidate = state.card()
+    except ModelFileError as error:  # the run's files were damaged or removed after it ended
+        st.error(f"Training finished, but its model cannot be read: {error}")
+        dismiss_button(jobs, admin)
+        return
+    took = f" in {candidate.training_seconds:.0f} s" if candidate.training_seconds is not None else ""
+    st.success(f"Training finished: {candidate.epochs_run or '?'} epochs{took}. Kept as version {candidate.version}.")
     before, new = figures_before(candidate, active.card), candidate.headline()
     st.table(pd.DataFrame({
         f"before ({candidate.before_version or active.version})": [shown(before[f.key], f.metric) for f in HEADLINE],
@@ -98,13 +104,22 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
         confirmed = st.checkbox("Promote it anyway", key="promote_anyway", disabled=not admin)
     promote_column, keep_column = st.columns(2)
     promote = promote_column.button("Promote", key="train_promote", disabled=not (confirmed and admin), type="primary")
-    if promote and confirmed and admin:
-        registry.activate(registry.add(state.model_path).version)
-        jobs.resolve("promoted")
+    keep = keep_column.button("Keep current", key="train_keep", disabled=not admin)
+    if (promote and confirmed or keep) and admin:
+        try:
+            stored = registry.add(state.model_path)  # the model shown above, or an error: never another one
+            if promote:
+                registry.activate(stored.version)
+        except ModelFileError as error:
+            st.error(f"The new model could not be {'promoted' if promote else 'kept'}: {error}")
+            return
+        jobs.resolve("promoted" if promote else "kept")
         st.rerun(scope="app")
-    if keep_column.button("Keep current", key="train_keep", disabled=not admin) and admin:
-        registry.add(state.model_path)  # kept as an inactive version
-        jobs.resolve("kept")
+
+
+def dismiss_button(jobs: TrainingJobs, admin: bool) -> None:
+    if st.button("Dismiss", key="train_dismiss", disabled=not admin) and admin:
+        jobs.resolve("dismissed")
         st.rerun(scope="app")
 
 
@@ -121,6 +136,4 @@ def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion,
         finished_model(state, jobs, registry, active, admin)
     else:
         st.error(f"Training {state.status}: {state.message}")
-        if st.button("Dismiss", key="train_dismiss"):
-            jobs.resolve("dismissed")
-            st.rerun(scope="app")
+        dismiss_button(jobs, admin)

@@ -6,6 +6,8 @@ here hold what callbacks leave for the next run.
 
 from __future__ import annotations
 
+import uuid
+
 import streamlit as st
 
 PEN_WIDTH = "pen_width"  # the pen slider's value: the canvas above it is drawn with it
@@ -15,6 +17,12 @@ EXAMPLE = "example"  # the gallery file picked last
 FEEDBACK_SAVED = "feedback_saved"  # input fingerprint -> (correction ids, labels) saved in this session
 FEEDBACK_CHANGED = "feedback_changed"  # a callback changed the store: the sidebar's counts must follow
 FEEDBACK_ERROR = "feedback_{source}_error"  # why the last right/wrong of a tab could not be saved
+SESSION_ID = "session_id"  # a random id per browser session: which corrections came together (no personal data)
+
+
+def session_id() -> str:
+    """This browser session's random id, made on first use."""
+    return st.session_state.setdefault(SESSION_ID, uuid.uuid4().hex)
 
 
 def pen_width(default: int) -> int:
