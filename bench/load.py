@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.browser import clear_canvas, draw_digit, launch_browser, prediction, running_app, wait_for_idle  # noqa: E402
+from services.jobs import TrainingJobs  # noqa: E402
 
 ANSWER_TIMEOUT = 120.0  # an answer not shown by then is counted as wrong
 DRAWN = [0, 7, 12, 16, 21, 27, 33, 36, 42, 47]  # fixture digits that read right when traced with the mouse
@@ -87,8 +88,10 @@ def _collect(pending: list, times: list, served: set, wrong: list, final: bool =
 
 
 def serve_sessions(browser, url: str, x: np.ndarray, y: np.ndarray, photos: list, sessions: int, seconds: float,
-                   retrain: bool) -> LoadRun:
-    """Drive `sessions` pages for `seconds`, optionally while a retrain runs; every answer is checked."""
+                   retrain: bool, runs_dir: Path | None = None) -> LoadRun:
+    """Drive `sessions` pages for `seconds`, optionally while a retrain runs; every answer is checked.
+
+    `runs_dir`: the app's training jobs (<data dir>/runs), to wait on the retrain's end after cancelling it."""
     pages = []
     for index in range(sessions):
         page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
@@ -143,13 +146,29 @@ def serve_sessions(browser, url: str, x: np.ndarray, y: np.ndarray, photos: list
     training_ran = sidebar.get_by_text("Training: epoch").count() > 0
     training_finished = sidebar.get_by_text("Training finished").count() > 0
     training_failed = sidebar.get_by_text("Training failed").count() > 0
-    if retrain and training_ran:
-        sidebar.get_by_role("button", name="Cancel training").click()
-        sidebar.get_by_text("Training cancelled").wait_for(timeout=60000)
+    if retrain:
+        stop_retrain(sidebar, runs_dir)
     errors = sum(page.locator('[data-testid="stException"]').count() for page in pages)
     for page in pages:
         page.context.close()
     return LoadRun(sessions, measured, times, served, wrong, errors, training_ran, training_finished, training_failed)
+
+
+def stop_retrain(sidebar, runs_dir: Path | None, hang_guard: float = 900) -> None:
+    """Cancel the retrain from the sidebar, then wait on the job's own state, not on a text within a minute:
+    a retrain that already finished, and a cancel that takes long to show on a busy machine, are both fine."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    cancel = sidebar.get_by_role("button", name="Cancel training")
+    try:
+        if cancel.count():
+            cancel.click(timeout=30000)
+    except PlaywrightError:  # gone meanwhile: the retrain ended on its own
+        pass
+    if runs_dir is not None:
+        state = TrainingJobs(runs_dir).wait(timeout=hang_guard, poll=1.0)
+        if state is not None and state.running:  # pragma: no cover - wait() raises instead
+            raise RuntimeError("the retrain did not stop")
 
 
 def _summary(run: LoadRun) -> str:
@@ -176,7 +195,8 @@ def main() -> int:
         with running_app(env) as url:
             alone = serve_sessions(browser, url, x, y, photos, 1, args.seconds, retrain=False)
         with running_app(env) as url:
-            loaded = serve_sessions(browser, url, x, y, photos, args.sessions, args.seconds, retrain=True)
+            loaded = serve_sessions(browser, url, x, y, photos, args.sessions, args.seconds, retrain=True,
+                                    runs_dir=Path(env["DIGITS_DATA_DIR"]) / "runs")
         browser.close()
     ratio = loaded.answers_per_minute / max(alone.answers_per_minute, 1e-9)
     print("baseline, one session, no retrain: " + _summary(alone))

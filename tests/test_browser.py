@@ -4,6 +4,7 @@ Draws digits with the mouse, uploads a photo, and retrains from the sidebar
 while a second session keeps reading digits.
 """
 
+import importlib
 import os
 from pathlib import Path
 
@@ -25,21 +26,24 @@ from bench.browser import (
 )
 from training.strokes import strokes_from_image
 
-if chromium_path() is None:
+try:
+    playwright_api = importlib.import_module("playwright.sync_api")
+except ImportError:
+    playwright_api = None
+MISSING = ("Playwright is not installed (pip install -r requirements-dev.txt)" if playwright_api is None else
+           "no Chromium was found (apt-get install chromium)" if chromium_path() is None else None)
+if MISSING:  # in CI (REQUIRE_BROWSER) a missing browser or driver is a failure, not a quiet skip
     if os.environ.get("REQUIRE_BROWSER"):
-        raise RuntimeError("REQUIRE_BROWSER is set but no Chromium was found: apt-get install chromium")
-    pytest.skip("Chromium is not installed (apt-get install chromium); skipping the browser tests",
-                allow_module_level=True)
-
-playwright_api = pytest.importorskip("playwright.sync_api")
+        raise RuntimeError(f"REQUIRE_BROWSER is set but {MISSING}")
+    pytest.skip(f"{MISSING}; skipping the browser tests", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, mnist_sample):
+def training_cache(tmp_path_factory, mnist_sample):
+    """The data a retrain started from the sidebar reads (read only: every test's app may share it)."""
     from training.data import Dataset, Split, save_cache
 
-    data = tmp_path_factory.mktemp("app-data")
-    cache = data / "cache"
+    cache = tmp_path_factory.mktemp("training-cache")
     # A small training set for the retrain check, built from the fixture's digits.
     x, y = mnist_sample
     rng = np.random.default_rng(0)
@@ -48,7 +52,14 @@ def app_url(tmp_path_factory, mnist_sample):
     # Test labels shifted by one: whatever the new model learns scores near 0% on this "test set",
     # so it is certainly worse than the shipped model and must not be promoted silently.
     save_cache(Dataset("mnist", "browser-test digits", Split(shifted, labels), Split(x, (y + 1) % 10)), cache)
-    with running_app({"DIGITS_DATA_DIR": str(data), "DIGITS_CACHE_DIR": str(cache)}) as url:
+    return cache
+
+
+@pytest.fixture
+def app_url(tmp_path, training_cache):
+    """An app of the test's own, on its own data folder: what one test promotes, rolls back or stores, no
+    other test sees, so the tests pass in any order."""
+    with running_app({"DIGITS_DATA_DIR": str(tmp_path / "app-data"), "DIGITS_CACHE_DIR": str(training_cache)}) as url:
         yield url
 
 
@@ -155,7 +166,7 @@ def test_retrain_shows_progress_while_another_session_keeps_reading(browser, app
     playwright_api.expect(sidebar).to_contain_text("shipped ·", timeout=30000)
 
 
-# A 6 written like a calculator display, one stroke per segment (28x28 grid): the shipped model reads it as 5.
+# A 6 written like a calculator display, one stroke per segment (28x28 grid): a style MNIST does not have.
 BOXY_SIX = [[(10, 4), (18, 4)], [(9, 5), (9, 13)], [(10, 14), (18, 14)], [(9, 15), (9, 23)], [(10, 24), (18, 24)],
             [(18, 15), (18, 23)]]
 
@@ -165,7 +176,9 @@ def test_correct_a_wrong_prediction_fine_tune_with_it_see_the_version_and_roll_b
     sidebar = page.locator('[data-testid="stSidebar"]')
     draw_strokes(page, BOXY_SIX)
     wait_for_idle(page)
-    assert wait_for_prediction(page) == "5"  # wrong: it is a 6
+    # Whatever this model reads (MNIST's models read it as 5; a better one may read 6 or refuse), the user
+    # says it is a 6: the flow below is the same, and does not depend on the model's mistake.
+    assert wait_for_prediction(page)
 
     page.locator(".st-key-feedback_canvas_digit").get_by_role("radio", name="6", exact=True).click()  # Wrong → 6
     page.get_by_text("Saved as 6").wait_for(timeout=30000)

@@ -5,7 +5,6 @@ import os
 import sys
 import threading
 
-import pytest
 
 from model.artifacts import SHIPPED_MODEL
 

