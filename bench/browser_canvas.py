@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report import write_results  # noqa: E402
 from bench.browser import (clear_canvas, draw_strokes, launch_browser, running_app, wait_for_idle,  # noqa: E402
                            wait_for_prediction)
 from training.strokes import strokes_from_image  # noqa: E402
@@ -77,11 +78,11 @@ def main() -> int:
     correct = sum(str(r["label"]) == r["read"] for r in rows)
     wrong = [r for r in rows if str(r["label"]) != r["read"]]
     latencies = [r["stroke_to_result_seconds"] for r in rows]
-    print(json.dumps({"digits": len(rows), "correct": correct, "accuracy": round(correct / len(rows), 4),
-                      "wrong": wrong, "stroke_to_result_seconds": {"median": float(np.median(latencies)),
-                                                                    "p95": float(np.percentile(latencies, 95)),
-                                                                    "all": latencies}},
-                     indent=2))
+    results = {"digits": len(rows), "correct": correct, "accuracy": round(correct / len(rows), 4), "wrong": wrong,
+               "stroke_to_result_seconds": {"median": float(np.median(latencies)),
+                                            "p95": float(np.percentile(latencies, 95)), "all": latencies}}
+    print(json.dumps(results, indent=2))
+    write_results("browser_canvas", results)
     return 0
 
 

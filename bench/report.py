@@ -1,18 +1,56 @@
-"""Where benchmarks put their figures: bench/results/<name>.json, dated, with the machine's CPU count."""
+"""Where benchmarks put their figures, all the same way: bench/results/<name>.json.
+
+Every results file starts with the same envelope: which bench wrote it, the date and time (UTC), the
+machine (CPU count and model, Python) and the command that ran; then the bench's own figures.
+The README's and docs' tables that quote a bench are generated from these files (bench/quote.py).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-import time
+import platform
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_results(name: str, results: dict) -> Path:
-    path = RESULTS / f"{name}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), **results}, indent=2) + "\n")
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _relative(script: str) -> str:
+    root = Path(__file__).resolve().parents[1]
+    path = Path(script).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else script
+
+
+def envelope(name: str) -> dict:
+    now = dt.datetime.now(dt.timezone.utc)
+    return {"bench": name, "date": now.strftime("%Y-%m-%d"), "time": now.isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
+            "command": " ".join([_relative(sys.argv[0]), *sys.argv[1:]])}
+
+
+def write_results(name: str, results: dict, path: Path | None = None) -> Path:
+    """Write a bench's figures with the common envelope; returns the file's path."""
+    path = Path(path) if path else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**envelope(name), **results}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def model_name(path: Path) -> str:
+    """A model's path as results name it: relative to the project when inside it (the same on every checkout)."""
+    path = Path(path).resolve()
+    root = Path(__file__).resolve().parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import styles, synth  # noqa: E402
-from bench.report import RESULTS, write_results  # noqa: E402
+from bench.report import RESULTS, model_name, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from model.confidence import EMPTY, expected_calibration_error  # noqa: E402
 from training.calibrate import reliability_diagram  # noqa: E402
@@ -293,7 +293,7 @@ def main() -> int:
     digits = [k for k in ("usps_photo", "usps_canvas", "mnist_test", "continental")]
     reliability_diagram(np.concatenate([confidences[k] for k in digits]), np.concatenate([correct[k] for k in digits]),
                         RESULTS / "trust_reliability.png", "USPS, MNIST test, continental: confidence vs share right")
-    write_results("trust", {"model": str(args.model), "seed": args.seed, "sets": rows, "trade_off": curve,
+    write_results("trust", {"model": model_name(args.model), "seed": args.seed, "sets": rows, "trade_off": curve,
                             "missed": {k: v for k, v in missed.items() if v},
                             "omniglot_left_out": OMNIGLOT_LOOKALIKES})
     return 0 if not any(missed.values()) else 1

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -511,7 +512,10 @@ def secrets_file(monkeypatch, tmp_path):
     st.secrets._secrets = None
     yield path
     config.set_option("secrets.files", saved)
-    st.secrets._secrets = None
+    # Streamlit copies a secrets file's top-level strings into os.environ (ADMIN_TOKEN among them): forget both,
+    # or every later test (and every app server a test starts) would inherit the token.
+    st.secrets._reset()
+    os.environ.pop("ADMIN_TOKEN", None)
 
 
 @pytest.mark.parametrize("content", ['ADMIN_TOKEN = "abc\nbroken = \n', "ADMIN_TOKEN = 12345\n"],

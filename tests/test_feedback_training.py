@@ -120,6 +120,7 @@ def test_the_training_command_reports_before_and_after_and_registers(tmp_path, m
     assert Registry().active().version == "shipped"  # registered, not activated
     json.dumps(card.to_json())
 
-    store.path.unlink()
-    assert main(["--fine-tune", "--feedback", *common]) == 1
+    store.path.unlink()  # (a new output: training never writes over the model above)
+    assert main(["--fine-tune", "--feedback", *common[:2], "--output", str(tmp_path / "out2" / "digits.keras"),
+                 *common[4:]]) == 1
     assert "no corrections store" in capsys.readouterr().err

@@ -16,7 +16,6 @@ from training.shards import ShardError
 def main(argv=None) -> int:
     try:
         config, args = parse_config(argv)
-        config = config.with_output()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -25,6 +24,15 @@ def main(argv=None) -> int:
     try:
         # Before TensorFlow starts (train() starts it): devices and cluster are set at start-up.
         strategy = make_strategy(config.strategy, config.cpu_devices)
+    except DistributeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        config = config.with_output()  # a new folder of its own when --output is not given
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
         from training.train import train
 
         card = train(config, strategy=strategy)

@@ -155,8 +155,6 @@ class TrainConfig:
             problems.append("cpu_devices and shuffle_buffer must be at least 1")
         if self.shards is not None and (self.feedback or self.fine_tune):
             problems.append("shards cannot be combined with feedback or fine_tune yet: train from --data instead")
-        if self.output is None and self.strategy == "multiworker":
-            problems.append("a multiworker run needs an output: every worker must name the same one")
         if self.output is not None and Path(self.output).suffix != ".keras":
             problems.append(f"output must end in .keras (the native Keras format), got {self.output}")
         if problems:
@@ -166,6 +164,8 @@ class TrainConfig:
         """This config with a concrete output: a new folder of its own when none was given."""
         if self.output is not None:
             return self
+        if self.strategy == "multiworker":
+            raise ValueError("A multiworker run needs --output: every worker must name the same one.")
         return dataclasses.replace(self, output=data_dir() / "trained" / new_name() / "digits.keras")
 
     def to_json(self) -> dict:

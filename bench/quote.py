@@ -1,0 +1,363 @@
+"""The one script that writes the figures the README and docs quote from the benches' results.
+
+A quoted table sits between two markers in a Markdown file, naming what renders it:
+
+    <!-- quote: speed -->
+    | ... generated from bench/results/*.json ... |
+    <!-- /quote -->
+
+and a figure inside a sentence between ``<!--q:NAME-->`` and ``<!--/q-->``. Each NAME is a
+function below that reads the JSON it names (and the shipped model's card) and returns the
+Markdown. Run it after a bench, and the docs follow:
+
+    .venv/bin/python -m bench.quote            # rewrite every quoted block and figure
+    .venv/bin/python -m bench.quote --check    # list the ones that differ from the JSON; exit 1 if any
+
+tests/test_quoted_figures.py runs the check: a quoted figure that differs from its JSON fails the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DOCUMENTS = ("README.md", "docs/*.md")
+BLOCK = re.compile(r"(<!-- quote: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /quote -->)", re.S)
+INLINE = re.compile(r"(<!--q:(?P<name>[\w-]+)-->)(?P<body>.*?)(<!--/q-->)", re.S)
+
+
+def results(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def card() -> dict:
+    return json.loads((ROOT / "model" / "digits.json").read_text())
+
+
+def pct(value: float, digits: int = 2) -> str:
+    return f"{value * 100:.{digits}f}%"
+
+
+def trio(figures: dict) -> str:
+    """Read right / refused / wrong with ≥ 90% confidence, as percentages."""
+    return " / ".join(f"{figures[key] * 100:.2f}" for key in ("right", "refused", "wrong_confident")) + " %"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def measured(*names: str) -> str:
+    """Which results a table quotes, and when each was measured."""
+    return ", ".join(f"`bench/results/{name}.json` ({results(name)['date']})" for name in names)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def readme_results() -> str:
+    trust, robust, latency = results("trust")["sets"], results("robustness")["results"], results("latency")
+    test = card()["metrics"]["test_mnist"]
+    ours = latency["methods"][latency["ours"]]
+    rows = [
+        ["MNIST test accuracy", f"**{pct(test['accuracy'])}** ({test['errors']} errors in {test['count']:,})",
+         "`python -m training.evaluate`"],
+        ["MNIST test as PNG files: right / refused / wrong ≥ 90%", f"**{trio(trust['mnist_test'])}**",
+         "`bench/trust.py`"],
+        ["USPS (other writers), photographed scans: right / refused / wrong ≥ 90%",
+         f"**{trio(trust['usps_photo'])}**", "`bench/trust.py`"],
+        ["USPS drawn again on the canvas", f"**{trio(trust['usps_canvas'])}**", "`bench/trust.py`"],
+        ["Omniglot characters (not digits): refused / wrong ≥ 90%",
+         f"**{trust['omniglot_canvas']['refused'] * 100:.1f} / {trust['omniglot_canvas']['wrong_confident'] * 100:.1f}"
+         f" %** (canvas), {trust['omniglot_photo']['refused'] * 100:.1f} / "
+         f"{trust['omniglot_photo']['wrong_confident'] * 100:.1f} % (photos)", "`bench/trust.py`"],
+        ["continental 1, 4, 7, 9, fat markers, small scans", f"**{trio(trust['continental'])}**", "`bench/trust.py`"],
+        [f"photos of paper ({robust['photo']['n']}, rendered from MNIST test digits)",
+         f"**{pct(robust['photo']['accuracy'])}** right, {pct(robust['photo']['refused'])} refused",
+         "`bench/robustness.py`"],
+        [f"canvas drawings in three styles ({robust['canvas']['n']:,})",
+         f"**{pct(robust['canvas']['accuracy'])}** right, {pct(robust['canvas']['refused'])} refused",
+         "`bench/robustness.py`"],
+        [f"whole numbers of 2–5 digits, read exactly ({robust['number']['n']})",
+         f"**{pct(robust['number']['accuracy'])}**", "`bench/robustness.py`"],
+        [f"UCI optdigits (other writers, {robust['optdigits']['n']:,})",
+         f"**{pct(robust['optdigits']['accuracy'])}** right, {pct(robust['optdigits']['refused'])} refused",
+         "`bench/robustness.py`"],
+        [f"blank canvases, blank paper, noise ({robust['empty']['n']})",
+         f"**{pct(robust['empty']['accuracy'], 0)}** given no digit", "`bench/robustness.py`"],
+        ["one prediction in process (preprocessing + LiteRT)",
+         f"p50 **{ours['p50_ms']:.2f} ms**: **{latency['speedup_vs_fastest_tensorflow']:.1f}x** the fastest "
+         f"TensorFlow path ({latency['fastest_tensorflow']}), {latency['speedup_vs_model_predict']:.0f}x "
+         "`model.predict`, same run", "`bench/latency.py`"],
+    ]
+    return table(["what", "shipped model (`model/digits.keras`)", "command"], rows)
+
+
+def speed() -> str:
+    latency, cli, app = results("latency"), results("cli_throughput"), results("app_speed")
+    why, training, upload = results("why"), results("training_speed"), results("upload_memory")
+    before = results("upload_memory_before")
+    methods = latency["methods"]
+    ours, fastest, predict = methods[latency["ours"]], methods[latency["fastest_tensorflow"]], \
+        methods["model.predict (baseline)"]
+    stages = cli["stages_seconds"]
+    per_image = {k: v / cli["count"] * 1e3 for k, v in stages.items() if k != "startup"}
+    total = sum(per_image.values())
+    cold, blank = (statistics.median(v) for v in app["cold_start_seconds"].values())
+    stroke, with_why = app["stroke_ms"], app["stroke_with_why_ms"]
+    float32, bf16 = training["runs"]["float32"], training["runs"]["bfloat16"]
+    step = training["pipeline_step_seconds"]
+    rows = [
+        ["**one prediction**, a 280x280 canvas drawing, preprocessing + model, in process (`bench/latency.py`, "
+         f"{latency['date']})", f"p50 **{ours['p50_ms']:.2f} ms**, p95 {ours['p95_ms']:.2f} ms",
+         f"the fastest TensorFlow path ({latency['fastest_tensorflow']}): p50 {fastest['p50_ms']:.2f} ms → "
+         f"**{latency['speedup_vs_fastest_tensorflow']:.1f}x**; `model.predict` on one image: p50 "
+         f"{predict['p50_ms']:.1f} ms → {latency['speedup_vs_model_predict']:.0f}x"],
+        ["· of which preprocessing", f"{methods['preprocessing alone']['p50_ms']:.2f} ms", ""],
+        ["· same answers", f"largest probability difference {latency['max_probability_difference']:.1e} over "
+                           f"{latency['compared_inputs']:,} inputs", "(also a test: ≤ 1e-5)"],
+        [f"**the CLI**, {cli['count']:,} JPEG photos ({cli['megabytes']} MB), one `python -m model.predict --json` "
+         f"(`bench/cli_throughput.py`, {cli['date']})",
+         f"**{cli['images_per_second']:.0f} images/s**, {cli['wall_seconds']:.1f} s wall, "
+         f"{pct(cli['accuracy'], 1)} read right",
+         f"one by one with `model.predict`: {cli['baseline_images_per_second']:.0f} images/s "
+         f"({cli['images_per_second'] / cli['baseline_images_per_second']:.1f}x)"],
+        ["· where the time goes, per image", ", ".join(
+            f"{name} {ms:.1f} ms ({ms / total:.0%})" for name, ms in per_image.items())
+         + f", process start {stages['startup']:.2f} s once", ""],
+        [f"· the {cli['hostile_corpus']['files']} hostile files (bomb, truncated, fake, transparent paper…)",
+         f"{cli['hostile_corpus']['hostile_seconds']:.1f} s through the command",
+         f"as many good photos: {cli['hostile_corpus']['good_seconds']:.1f} s → ratio "
+         f"**{cli['hostile_corpus']['ratio']:.2f}**"],
+        ["**app cold start**, server process start → first prediction shown in Chromium (upload) "
+         f"(`bench/app_speed.py`, {app['date']})", f"median **{cold:.1f} s** over "
+                                                   f"{len(app['cold_start_seconds']['app'])} starts",
+         f"a blank Streamlit app with an uploader: {blank:.1f} s ({cold / blank:.2f}x)"],
+        [f"**server time per canvas stroke**, {stroke['n']} strokes drawn with the mouse in Chromium",
+         f"p50 **{stroke['p50']:.0f} ms**, p95 **{stroke['p95']:.0f} ms**",
+         f"a whole-page run: {app['full_page_ms_p50']:.0f} ms"],
+        ["· with **\"Why this digit?\"** on", f"p50 {with_why['p50']:.0f} ms, p95 {with_why['p95']:.0f} ms: "
+                                              f"**+{with_why['added_ms_p50']:.0f} ms**",
+         f"the same strokes without it, same run ({with_why['over_without']:.1f}x)"],
+        [f"· the map alone, in process (`bench/why.py`, {why['digits']} MNIST digits, {why['date']})",
+         f"{why['map_ms_median']:.1f} ms", f"one plain reading: {why['read_ms_median']:.1f} ms "
+                                           f"({why['map_over_read']:.1f}x)"],
+        ["**peak memory (RSS)** of the app serving strokes", f"**{app['peak_rss_mb']['serving_strokes']:.0f} MB**",
+         f"blank Streamlit app: {app['peak_rss_mb']['blank Streamlit app (baseline)']:.0f} MB"],
+        [f"**a 40-megapixel upload**, read and boxed (`bench/upload_memory.py`, {upload['date']}): peak RSS, "
+         "PNG with transparency / JPEG", f"**{upload['uploads']['png_rgba']['peak_rss_mb']:,} MB** / "
+                                         f"{upload['uploads']['jpeg_rgb']['peak_rss_mb']:,} MB: decoding's peak, "
+                                         f"+{upload['uploads']['png_rgba']['added_by_reading_mb']} / "
+                                         f"+{upload['uploads']['jpeg_rgb']['added_by_reading_mb']} MB for reading",
+         f"before (made grey at full size): {before['uploads']['png_rgba']['peak_rss_mb']:,} / "
+         f"{before['uploads']['jpeg_rgb']['peak_rss_mb']:,} MB, +{before['uploads']['png_rgba']['added_by_reading_mb']}"
+         f" / +{before['uploads']['jpeg_rgb']['added_by_reading_mb']} MB for reading"],
+        [f"**training step**, deep CNN, batch 256 (`bench/training_speed.py`, {training['date']})",
+         f"{step['real pipeline'] * 1e3:.0f} ms fed by the real `tf.data` pipeline",
+         f"{step['cached batch'] * 1e3:.0f} ms fed one cached batch: "
+         f"**{step['real pipeline'] / step['cached batch']:.2f}x**; the pipeline alone makes a batch in "
+         f"{step['pipeline alone, per batch'] * 1e3:.0f} ms"],
+        [f"**epoch** of the default architecture ({step['steps_per_epoch']} steps)",
+         f"**{float32['epoch_seconds_median']:.1f} s** (float32), peak RSS {float32['peak_rss_mb']:,.0f} MB", ""],
+        [f"**mixed precision** (`--mixed-precision`, bfloat16), {training['epochs']} epochs each, same seed",
+         f"epoch {bf16['epoch_seconds_median']:.1f} s (**{training['bf16_epoch_ratio']:.2f}x**), MNIST test "
+         f"{pct(bf16['test_accuracy'])}", f"float32: {float32['epoch_seconds_median']:.1f} s, "
+                                          f"{pct(float32['test_accuracy'])}"],
+    ]
+    return table(["what", "measured", "baseline, same run"], rows)
+
+
+def robustness() -> str:
+    report = results("robustness")["results"]
+    kinds = [
+        ("photo", "photos: paper colour, gradient and shadow, ink colour, size, position, rotation ±10°, blur, "
+                  "noise, JPEG 40–95, a quarter stored sideways with EXIF", ()),
+        ("canvas", "canvas drawings, uniform round pen (5–16% of the digit's height), random size and position",
+         ("canvas_white_on_black", "canvas_black_on_white", "canvas_black_on_transparent")),
+        ("number", "whole numbers of 2–5 digits, read exactly", ("number_canvas", "number_photo")),
+        ("empty", "empty: blank canvases in 3 styles, blank paper photos, uniform and Gaussian noise, salt and "
+                  "pepper (share given no digit)", ()),
+        ("optdigits", "writers outside MNIST: scikit-learn's bundled UCI optdigits (8x8, upsampled to 32x32)", ()),
+    ]
+    rows = []
+    for key, label, parts in kinds:
+        row = report[key]
+        rows.append([label, f"{row['n']:,}", f"**{pct(row['accuracy'])}**", pct(row["refused"]),
+                     pct(row["baseline"])])
+        for part in parts:
+            sub = report[part]
+            rows.append([f"· {part.split('_', 1)[1].replace('_', ' ')}", f"{sub['n']:,}", pct(sub["accuracy"]),
+                         pct(sub["refused"]), pct(sub["baseline"])])
+    return table(["inputs (rendered from MNIST **test** digits)", "n", "ours", "refused", "baseline"], rows)
+
+
+NON_DIGIT_SETS = ("omniglot_canvas", "omniglot_photo", "generated_non_digits")
+SET_LABELS = {
+    "mnist_test": "MNIST test, as PNG files through `python -m model.predict`",
+    "usps_photo": "USPS (other writers), photographed scans",
+    "usps_canvas": "USPS, drawn again on the canvas",
+    "omniglot_canvas": "Omniglot characters (not digits), canvas",
+    "omniglot_photo": "Omniglot characters, photos of paper",
+    "generated_non_digits": "our generated non-digits, canvas",
+    "issue_table": "issue 14's shapes (dash, A, S, x, +, ?, smiley, scribble) × 3 canvas styles",
+    "continental": "continental 1, 4, 7, 9; fat markers; 8–16 px scans",
+}
+
+
+def trust_shipped() -> str:
+    sets = results("trust")["sets"]
+    rows = [[label, f"{sets[key]['n']:,}", f"**{trio(sets[key])}**",
+             pct(sets[key]["ece"]) if "ece" in sets[key] else "–"] for key, label in SET_LABELS.items()]
+    return table(["set", "n", "right / refused / wrong ≥ 90%", "ECE"], rows)
+
+
+def trust_tradeoff() -> str:
+    trust = results("trust")
+    sets = trust["sets"]
+    threshold = card()["calibration"]["threshold"]
+
+    def weighted(keys):
+        return sum(sets[k]["refused"] * sets[k]["n"] for k in keys) / sum(sets[k]["n"] for k in keys)
+
+    chosen = {"threshold": threshold, "non_digits_refused": weighted(NON_DIGIT_SETS),
+              "usps_refused": (sets["usps_photo"]["refused"] + sets["usps_canvas"]["refused"]) / 2,
+              "mnist_refused": sets["mnist_test"]["refused"]}
+    points = sorted([p for p in trust["trade_off"] if abs(p["threshold"] - threshold) > 0.005] + [chosen],
+                    key=lambda p: p["threshold"])
+    rows = []
+    for point in points:
+        cells = [f"{point['threshold']:.2f}", pct(point["non_digits_refused"], 1), pct(point["usps_refused"]),
+                 pct(point["mnist_refused"])]
+        if point is chosen:
+            cells = [f"**{cells[0]} (chosen)**", *(f"**{c}**" for c in cells[1:])]
+        rows.append(cells)
+    return table(["threshold", "non-digits refused (Omniglot both ways + generated)", "USPS refused",
+                  "MNIST test refused"], rows)
+
+
+def finetune() -> str:
+    bench = results("feedback_finetune")
+    digit, before = str(bench["style_digit"]), bench["calculator_digits_before"]
+    rows = []
+    for run in bench["runs"]:
+        after = run["calculator_digits_after"]
+        others = run["other_digits_each"]
+        stored = f"{run['stored'] - 9 * others} corrected {digit}s" + (
+            f" + {others} of each other calculator digit" if others else "")
+        held = run["store_holdout"]
+        if held["count"]:
+            stored += f" (the store held {held['count']} out: {pct(held['before'], 0)} → {pct(held['after'], 0)})"
+        rows.append([stored, f"{run['mode']} ×20", f"{pct(before[digit], 1)} → **{pct(after[digit], 1)}**",
+                     f"{pct(before['8'], 0)} → {pct(after['8'], 0)} / {pct(before['3'], 0)} → {pct(after['3'], 0)}",
+                     f"{pct(run['mnist_test']['before'])} → {pct(run['mnist_test']['after'])}",
+                     f"{run['seconds']:.0f} s"])
+    return table(["stored in the app", "mode", f"held-out calculator {digit}s", "calculator 8s / 3s",
+                  "MNIST test (10,000)", "command, wall"], rows)
+
+
+def distributed() -> str:
+    bench = results("distributed")
+    rows = []
+    for name, run in bench["runs"].items():
+        rows.append([f"`{name}`", str(run["replicas"]), str(run["global_batch_size"]),
+                     f"{run['epoch_seconds_median']:.1f} s", f"{run['epoch_ratio']:.2f}x", pct(run["test_accuracy"]),
+                     " + ".join(f"{mb:,}" for mb in run["peak_rss_mb_per_process"]) + " MB"])
+    return table(["run", "replicas", "global batch", "epoch (median)", "vs one device", "MNIST test", "peak RSS"],
+                 rows)
+
+
+def results_models() -> str:
+    shipped, png = card(), results("mnist_png_accuracy")
+    test = shipped["metrics"]["test_mnist"]
+    rows = [[f"`{shipped['architecture']}` (shipped, `model/digits.keras`, "
+             f"{' + '.join(d['name'] for d in shipped['data']['datasets'])})", f"**{pct(test['accuracy'])}**",
+             f"{test['errors']} / {test['count']:,}",
+             f"**{pct(png['accuracy_png_through_predict'])}** read right, {pct(png['refused'])} refused "
+             f"({png['disagreements_with_raw']} images read differently from the raw arrays)",
+             f"{shipped['training_seconds'] / 60:.1f} min", str(shipped["epochs_run"]),
+             f"{shipped.get('epoch_seconds_median') or 0:.0f} s"]]
+    return table(["model", "MNIST test accuracy", "errors", "via `model.predict` on PNG files "
+                                                           f"(`bench/mnist_png_accuracy.py`, {png['date']})",
+                  "training time", "epochs", "median epoch"], rows)
+
+
+# ----------------------------------------------------------------------------- figures inside sentences
+
+FIGURES: dict[str, Callable[[], str]] = {
+    "why-map-ms": lambda: f"{results('why')['map_ms_median']:.0f} ms",
+    "why-stroke-ms": lambda: f"+{results('app_speed')['stroke_with_why_ms']['added_ms_p50']:.0f} ms",
+    "why-area": lambda: f"{results('why')['map_over_random_median']:.2f}",
+    "why-faster-share": lambda: pct(results("why")["map_better_than_random_share"], 0),
+    "why-digits": lambda: str(results("why")["digits"]),
+    "threshold": lambda: f"{card()['calibration']['threshold']:.2f}",
+    "png-images-per-second": lambda: f"{results('mnist_png_accuracy')['images_per_second']:.0f}",
+    "robustness-files-per-second": lambda: f"{results('robustness')['files_per_second']:.0f}",
+    "trust-ece": lambda: ", ".join(f"{label} {pct(results('trust')['sets'][key]['ece'])}" for key, label in
+                                   (("mnist_test", "MNIST test"), ("usps_photo", "USPS scans"),
+                                    ("usps_canvas", "USPS canvas"), ("continental", "continental"))),
+    "finetune-date": lambda: results("feedback_finetune")["date"],
+    "distributed-date": lambda: results("distributed")["date"],
+    "browser-canvas": lambda: (lambda b: f"{b['correct']} of {b['digits']} read right ({pct(b['accuracy'], 0)})"
+                               f"; from releasing the mouse to the prediction appearing: median "
+                               f"{b['stroke_to_result_seconds']['median']:.2f} s, p95 "
+                               f"{b['stroke_to_result_seconds']['p95']:.2f} s")(results("browser_canvas")),
+}
+TABLES: dict[str, Callable[[], str]] = {
+    "readme-results": readme_results, "speed": speed, "robustness": robustness, "trust-shipped": trust_shipped,
+    "trust-tradeoff": trust_tradeoff, "finetune": finetune, "distributed": distributed,
+    "results-models": results_models,
+}
+
+
+def render(text: str, where: str) -> tuple[str, list[str]]:
+    """The text with every quote rendered afresh, and what changed (or is unknown)."""
+    problems = []
+
+    def replace(pattern, renderers, kind):
+        def one(match):
+            name = match.group("name")
+            if name not in renderers:
+                problems.append(f"{where}: unknown {kind} {name!r}")
+                return match.group(0)
+            fresh = renderers[name]()
+            if fresh != match.group("body"):
+                problems.append(f"{where}: {kind} {name!r} differs from its JSON")
+            return match.group(1) + fresh + match.group(4)
+        return one
+
+    text = BLOCK.sub(replace(BLOCK, TABLES, "table"), text)
+    text = INLINE.sub(replace(INLINE, FIGURES, "figure"), text)
+    return text, problems
+
+
+def documents() -> list[Path]:
+    return sorted({path for pattern in DOCUMENTS for path in ROOT.glob(pattern)})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only list the quotes that differ; exit 1 if any")
+    args = parser.parse_args(argv)
+    problems = []
+    for path in documents():
+        text = path.read_text()
+        fresh, found = render(text, str(path.relative_to(ROOT)))
+        problems += found
+        if not args.check and fresh != text:
+            path.write_text(fresh)
+            print(f"rewrote {path.relative_to(ROOT)}")
+    for problem in problems:
+        print(problem, file=sys.stderr if args.check else sys.stdout)
+    return 1 if args.check and problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
