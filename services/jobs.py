@@ -166,6 +166,10 @@ class TrainingJobs:
             record = self._record()
             if record is None or record.get("status") not in ("starting", "training", "evaluating"):
                 return
+            # Recorded before the signal: another process that looks meanwhile sees a cancelled job, not a
+            # worker that died (which it would mark failed).
+            record.update(status="cancelled", message="cancelled by a user", ended=time.time())
+            atomic_write_json(self._current, record)
             try:
                 os.killpg(record["pid"], signal.SIGTERM)
             except ProcessLookupError:
@@ -176,8 +180,6 @@ class TrainingJobs:
                 except subprocess.TimeoutExpired:
                     os.killpg(record["pid"], signal.SIGKILL)
                     self._process.wait()
-            record.update(status="cancelled", message="cancelled by a user", ended=time.time())
-            atomic_write_json(self._current, record)
 
     def resolve(self, outcome: str) -> None:
         """Record what was done with the finished model, so no session offers it again."""

@@ -305,3 +305,37 @@ def test_a_worker_that_cannot_start_is_a_clear_error_and_leaks_no_file(tmp_path,
               if os.path.exists(f"/proc/self/fd/{fd}")]
     assert not [path for path in leaked if path.endswith("train.log")], leaked
     assert jobs.state() is None  # nothing claims to be running
+
+
+class _FakeSidebar:
+    """Stands in for the page's sidebar: a "Cancel training" button that is there or not; clicking it
+    cancels the job only after a delay, as on a busy machine. It shows no text: nothing may wait on one."""
+
+    def __init__(self, jobs, present: bool, delay: float = 2.0):
+        self.jobs, self.present, self.delay, self.clicked = jobs, present, delay, False
+
+    def get_by_role(self, role, name):
+        return self
+
+    def count(self):
+        return int(self.present)
+
+    def click(self, timeout=None):
+        import threading
+
+        self.clicked = True
+        threading.Timer(self.delay, self.jobs.cancel).start()
+
+
+def test_the_load_test_stops_its_retrain_by_the_jobs_state_not_a_text(tmp_path):
+    from bench.load import stop_retrain
+
+    jobs = TrainingJobs(tmp_path / "runs", python=_sleeper(tmp_path))
+    jobs.start(_preset("quick"))
+    slow = _FakeSidebar(jobs, present=True)
+    stop_retrain(slow, tmp_path / "runs", hang_guard=60)  # a cancel that takes a while to take effect
+    assert slow.clicked and jobs.state().status == "cancelled"
+
+    finished = _FakeSidebar(jobs, present=False)  # the retrain ended on its own: no button, nothing to wait for
+    stop_retrain(finished, tmp_path / "runs", hang_guard=60)
+    assert not finished.clicked

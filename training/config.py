@@ -48,10 +48,15 @@ class TrainConfig:
     architecture: str = option(DEFAULT_ARCHITECTURE, "compact: the light baseline; deep: the accurate default",
                                choices=tuple(sorted(ARCHITECTURES)),
                                form=Form("Architecture", when={"fine_tune": False}))
-    data: tuple[str, ...] = option(("mnist",), "comma-separated datasets: mnist, emnist (EMNIST Digits)",
+    data: tuple[str, ...] = option(("mnist",), "comma-separated datasets: mnist, emnist (EMNIST Digits), ardis "
+                                               "(Swedish writers), optdigits (optdigits-orig, Turkish writers)",
                                    choices=DATASETS,
-                                   form=Form("Data", help="EMNIST Digits needs its files (see the README) or internet "
-                                                          "access."))
+                                   form=Form("Data", help="EMNIST Digits needs its files or internet access; ARDIS "
+                                                          "and optdigits their files, fetched once into the cache "
+                                                          "(python -m training.data fetch NAME --data-dir FOLDER; "
+                                                          "see docs/training.md)."))
+    other_writers_repeat: int = option(2, "how many times each ARDIS and optdigits-orig training image is seen per "
+                                          "epoch: they are 7,600 beside MNIST's 55,000")
     epochs: int = option(40, "at most this many epochs", form=Form("Epochs", when={"fine_tune": False}, limits=(1, 200)))
     batch_size: int = option(256, "images per training step and replica: the global batch is this x the replicas")
     learning_rate: float = option(2e-3, "peak learning rate (Adam)")
@@ -120,7 +125,8 @@ class TrainConfig:
                                        "writes over a model in place (None: a new folder under "
                                        "$DIGITS_DATA_DIR/trained/)")
     progress_file: Path | None = option(None, "also write progress (epoch, batch, curves) to this JSON file")
-    data_dir: Path | None = option(None, "folder with mnist.npz or the IDX files (and EMNIST's), used before any "
+    data_dir: Path | None = option(None, "folder with mnist.npz or the IDX files (and EMNIST's, ARDIS's and "
+                                         "optdigits-orig's, or subfolders ardis/ and optdigits-orig/), used before any "
                                          "download")
     cache_dir: Path = option(DEFAULT_CACHE_DIR, "where loaded datasets are cached as npz")
 
@@ -130,7 +136,7 @@ class TrainConfig:
                     and getattr(self, field.name) not in field.metadata["choices"]]
         if not self.data or any(name not in DATASETS for name in self.data):
             problems.append(f"data must name datasets from {DATASETS}, got {','.join(self.data) or 'nothing'}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "other_writers_repeat"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
         if self.learning_rate <= 0:

@@ -1,4 +1,4 @@
-"""Where the digits come from: MNIST, optionally EMNIST Digits, each verified.
+"""Where the digits come from: MNIST, optionally EMNIST Digits, ARDIS and optdigits-orig, each verified.
 
 MNIST is taken from the first source that works, in this order:
   1. our own verified cache (``<cache-dir>/mnist.npz``);
@@ -62,7 +62,7 @@ EMNIST_DIGITS_FILES = {
     "test_images": "emnist-digits-test-images-idx3-ubyte.gz",
     "test_labels": "emnist-digits-test-labels-idx1-ubyte.gz",
 }
-DATASETS = ("mnist", "emnist")
+DATASETS = ("mnist", "emnist", "ardis", "optdigits")
 
 
 class DataUnavailableError(RuntimeError):
@@ -392,6 +392,14 @@ def emnist_sources(data_dir: Path | None) -> list[tuple[str, Callable[[], tuple[
     ]
 
 
+def other_writer_sources(name: str, data_dir: Path | None) -> list[tuple[str, Callable[[], tuple[Split, Split]]]]:
+    """ARDIS and optdigits-orig: only from their official files in a folder (training.other_writers)."""
+    from training import other_writers
+
+    read = other_writers.ardis_from_dir if name == "ardis" else other_writers.optdigits_from_dir
+    return [(f"--data-dir ({data_dir})", lambda: read(data_dir))]
+
+
 HOW_TO_PROVIDE = {
     "mnist": (
         "Put mnist.npz (from keras.datasets) or the four *-idx?-ubyte.gz files in a folder and pass "
@@ -402,6 +410,11 @@ HOW_TO_PROVIDE = {
         "gzip.zip or its emnist-digits-*-ubyte.gz files in a folder and pass --data-dir FOLDER, "
         "or allow tensorflow-datasets to download 'emnist/digits'."
     ),
+    "ardis": "Get ARDIS Dataset IV (https://ardisdataset.github.io/ARDIS/), put ARDIS_train_2828.csv and "
+             "ARDIS_train_labels.csv (plain or .gz) in a folder (or its ardis/ subfolder) and pass --data-dir FOLDER.",
+    "optdigits": "Get optdigits-orig from UCI (https://archive.ics.uci.edu/dataset/80), put optdigits-orig.tra and "
+                 "optdigits-orig.tes (plain or .gz) in a folder (or its optdigits-orig/ subfolder) and pass "
+                 "--data-dir FOLDER.",
 }
 
 
@@ -416,7 +429,8 @@ def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path = DEFA
     except (ChecksumError, ValueError, OSError) as error:
         log.warning("Ignoring the cached %s: %s", name, error)
     if sources is None:
-        sources = mnist_sources(data_dir) if name == "mnist" else emnist_sources(data_dir)
+        sources = (mnist_sources(data_dir) if name == "mnist" else emnist_sources(data_dir) if name == "emnist"
+                   else other_writer_sources(name, data_dir))
     failures = []
     for label, load in sources:
         try:

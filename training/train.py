@@ -40,6 +40,7 @@ from training.distribute import (WorkerLostError, backup_callback, backup_dir_fo
                                  prepare_backup, replicas, scaled_learning_rate, sharded_options)
 from training.feedback import load_corrections, mix, replay_subset
 from training.glyphs import NON_DIGIT_LABEL, generated_digits, generated_non_digits
+from training.other_writers import OTHER_WRITERS
 from training.reports import plot_curves
 from training.shards import ShardError, ShardSet
 
@@ -56,11 +57,16 @@ def library_versions() -> dict:
             "numpy": np.__version__, "opencv": cv2.__version__}
 
 
+def validation_order(count: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which training images to keep and which `size` (a seeded random choice) to hold out for early stopping."""
+    order = np.random.default_rng(seed).permutation(count)
+    size = min(size, count // 5)
+    return order[size:], order[:size]
+
+
 def split_validation(train: Split, size: int, seed: int) -> tuple[Split, Split]:
     """Hold out `size` training images (a seeded random choice) for early stopping."""
-    order = np.random.default_rng(seed).permutation(len(train))
-    size = min(size, len(train) // 5)
-    held, kept = order[:size], order[size:]
+    kept, held = validation_order(len(train), size, seed)
     return Split(train.x[kept], train.y[kept]), Split(train.x[held], train.y[held])
 
 
@@ -69,9 +75,13 @@ def _limit(split: Split, limit: int | None) -> Split:
 
 
 def make_datasets(datasets: list[Dataset], config: TrainConfig):
-    """Combine the datasets, hold out validation data, limit for smoke runs."""
+    """Combine the datasets, hold out validation data, limit for smoke runs. The few digits of other writers
+    are repeated (config.other_writers_repeat) after the validation split, so none is in both."""
     train = Split(np.concatenate([d.train.x for d in datasets]), np.concatenate([d.train.y for d in datasets]))
-    train, validation = split_validation(train, config.validation_size, config.seed)
+    other = np.concatenate([np.full(len(d.train), d.name in OTHER_WRITERS) for d in datasets])
+    kept, held = validation_order(len(train), config.validation_size, config.seed)
+    kept = np.repeat(kept, np.where(other[kept], config.other_writers_repeat, 1))
+    train, validation = Split(train.x[kept], train.y[kept]), Split(train.x[held], train.y[held])
     tests = {d.name: _limit(d.test, config.limit) for d in datasets}
     return _limit(train, config.limit), _limit(validation, config.limit), tests
 
@@ -176,7 +186,8 @@ def _base_model(config: TrainConfig) -> tuple[str, Path, ModelCard]:
 
 
 def _test_set(dataset: str) -> str:
-    """The name a dataset's test split is measured under in the card: test_mnist, test_emnist."""
+    """The name a dataset's test split is measured under in the card: test_mnist, test_emnist, test_ardis (for
+    ARDIS and optdigits, their held-out part)."""
     return TEST_SPLIT if dataset == "mnist" else f"test_{dataset}"
 
 
@@ -428,7 +439,7 @@ def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, histo
         probabilities = keras_probabilities(model)
         figures = {"validation": metrics.evaluate(probabilities, inputs.validation),
                    **metrics.evaluate_all(probabilities, inputs.evaluation)}
-        if TEST_SPLIT in figures and len(inputs.datasets) > 1:
+        if TEST_SPLIT in figures and any(d["name"] == "emnist" for d in inputs.datasets):
             figures[TEST_SPLIT] = dataclasses.replace(
                 figures[TEST_SPLIT], note="trained with EMNIST, which shares NIST writers with MNIST: "
                                           "the MNIST test figure may be optimistic")
