@@ -85,9 +85,7 @@ def make_inputs(folder: Path, count: int, seed: int) -> list[dict]:
 
     optdigits = load_digits()
     for image, label in zip(optdigits.images, optdigits.target):
-        # The 8x8 counts (0-16) were taken from 32x32 bitmaps: upsampled back to that size.
-        big = cv2.resize((image * 255 / 16).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
-        save("optdigits", np.clip(big, 0, 255).astype(np.uint8), int(label))
+        save("optdigits", synth.optdigits_upsampled(image), int(label))
     return cases
 
 

@@ -241,3 +241,10 @@ def redraw(ink: np.ndarray, rng: np.random.Generator, style: str, size: int | No
     polylines = [np.round((np.array(line, np.float64) * scale + (left, top)) * 16).astype(np.int32) for line in lines]
     cv2.polylines(mask, polylines, False, 255, pen, cv2.LINE_AA, shift=4)
     return canvas_style(mask, style)
+
+
+def optdigits_upsampled(counts: np.ndarray) -> np.ndarray:
+    """One of scikit-learn's 8x8 optdigits (counts 0-16 of 4x4 blocks of a 32x32 bitmap) back at 32x32, uint8,
+    bright ink on black: how bench/robustness.py and bench/trust.py both give them to the app."""
+    big = cv2.resize((counts * 255 / 16).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
+    return np.clip(big, 0, 255).astype(np.uint8)

@@ -12,7 +12,11 @@ Our own sets, from a seed the training never used:
   - the issue's table (dash, A, S, x, +, ?, smiley, scribble) drawn on the canvas;
   - continental digits, fat pens and small scans, from templates written apart
     from the training generator's (bench/styles.py);
-  - MNIST test digits as arrays (the PNG figure through the command is bench/mnist_png_accuracy.py).
+  - MNIST test digits as arrays (the PNG figure through the command is bench/mnist_png_accuracy.py);
+  - the held-out parts of the training sets of other writers (training/other_writers.py: ARDIS,
+    optdigits-orig; never trained on), as the pictures they are (like the MNIST test set);
+  - scikit-learn's 8x8 digits (the other 13 writers of the optdigits study), upsampled to 32x32 as
+    bench/robustness.py gives them (its "optdigits" figure).
 
 For each set: read right, refused ("not sure" or "not a digit"), and wrong with
 >= 90% confidence, all as shares of the set; ECE for the digit sets; and the
@@ -139,6 +143,9 @@ TARGETS = {
     "issue_table": [("right", ">=", 1.0)],
     "continental": [("right", ">=", 0.97)],
     "mnist_test": [("right", ">=", 0.9965), ("refused", "<=", 0.003)],
+    "ardis_heldout": [("right", ">=", 0.993)],
+    "optdigits_heldout": [("right", ">=", 0.99)],
+    "sklearn_digits": [("right", ">=", 0.975)],
 }
 WRONG_CONFIDENT_MAX = 0.005
 ECE_MAX = 0.02
@@ -189,6 +196,23 @@ def build_sets(rng: np.random.Generator, usps_limit: int | None) -> dict:
         images, labels = styles.continental_set(rng, 2000)
         yield from zip(images, labels)
 
+    def other_writers(name: str):
+        from training import other_writers as writers
+
+        if name == "ardis":
+            images, labels = writers.held_out_pictures(*writers.read_ardis(SHARED))
+        else:
+            bitmaps, labels = writers.read_optdigits(SHARED)
+            images, labels = writers.held_out_pictures(bitmaps.astype(np.uint8) * 255, labels)
+        yield from zip(images, labels.astype(int))
+
+    def sklearn_digits():
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        for image, label in zip(digits.images, digits.target):
+            yield synth.optdigits_upsampled(image), int(label)
+
     return {
         "usps_photo": ((_photo_of(image, rng), int(label)) for image, label in zip(x, y)),
         "usps_canvas": ((synth.redraw(image, rng, _style(rng)), int(label)) for image, label in zip(x, y)),
@@ -198,6 +222,9 @@ def build_sets(rng: np.random.Generator, usps_limit: int | None) -> dict:
         "issue_table": ((image, None) for image in table),
         "continental": continental(),
         "mnist_test": mnist_test(),
+        "ardis_heldout": other_writers("ardis"),
+        "optdigits_heldout": other_writers("optdigits"),
+        "sklearn_digits": sklearn_digits(),
     }
 
 
@@ -290,9 +317,10 @@ def main() -> int:
     print("\nOmniglot drawings left out as digit lookalikes:")
     for name, reason in OMNIGLOT_LOOKALIKES.items():
         print(f"  {name}: {reason}")
-    digits = [k for k in ("usps_photo", "usps_canvas", "mnist_test", "continental")]
+    digits = [k for k in ("usps_photo", "usps_canvas", "mnist_test", "continental", "ardis_heldout",
+                          "optdigits_heldout", "sklearn_digits")]
     reliability_diagram(np.concatenate([confidences[k] for k in digits]), np.concatenate([correct[k] for k in digits]),
-                        RESULTS / "trust_reliability.png", "USPS, MNIST test, continental: confidence vs share right")
+                        RESULTS / "trust_reliability.png", "digits of every set: confidence vs share right")
     write_results("trust", {"model": model_name(args.model), "seed": args.seed, "sets": rows, "trade_off": curve,
                             "missed": {k: v for k, v in missed.items() if v},
                             "omniglot_left_out": OMNIGLOT_LOOKALIKES})

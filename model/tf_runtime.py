@@ -57,12 +57,18 @@ def _redirected(descriptors: tuple[int, ...]):
 _tensorflow = None
 
 
+def quiet_logs() -> None:
+    """TensorFlow's and its converter's C++ logs: warnings and errors only. Read once, when TensorFlow starts,
+    so every path that may start it calls this first."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def tensorflow():
     """The tensorflow module, imported and initialised quietly (once per process)."""
     global _tensorflow
     with _TENSORFLOW_LOCK:
         if _tensorflow is None:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's and the runtime's later logs
+            quiet_logs()  # the converter's and the runtime's later logs
             with native_output_silenced():
                 import tensorflow as tf
 

@@ -29,7 +29,7 @@ def test_a_figure_that_drifts_from_its_json_is_caught(tmp_path, monkeypatch):
     assert quote.render(text, "x")[1] == []
     figures["speedup_vs_fastest_tensorflow"] *= 20  # the "41x" kind of claim
     (tmp_path / "latency.json").write_text(json.dumps(figures))
-    for name in ("trust", "robustness"):
+    for name in ("trust", "robustness", "mnist_png_accuracy"):
         (tmp_path / f"{name}.json").write_text((quote.RESULTS / f"{name}.json").read_text())
     monkeypatch.setattr(quote, "RESULTS", tmp_path)
     assert quote.render(text, "x")[1] == ["x: table 'readme-results' differs from its JSON"]

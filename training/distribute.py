@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from model.artifacts import atomic_write_json
-from model.tf_runtime import native_output_silenced
+from model.tf_runtime import native_output_silenced, quiet_logs
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ def make_strategy(name: str, cpu_devices: int = 1):
     """
     if name not in STRATEGIES:
         raise DistributeError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
+    quiet_logs()
     split_cpu(cpu_devices)
     with native_output_silenced():
         import tensorflow as tf

@@ -171,6 +171,14 @@ def splits(images: np.ndarray, labels: np.ndarray, name: str) -> tuple[Split, Sp
     return Split(x[~held], y[~held]), Split(x[held], y[held])
 
 
+def held_out_pictures(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pictures (as read, before framing) and labels of exactly the part `splits` holds out: for a bench
+    that gives them to the app the way a user would (a photo, a canvas)."""
+    _, kept = framed(images)
+    held = held_out_split(labels[kept])
+    return images[kept][held], labels[kept][held]
+
+
 def ardis_from_dir(data_dir: Path | None) -> tuple[Split, Split]:
     return splits(*read_ardis(data_dir), "ardis")
 
