@@ -1,4 +1,5 @@
-"""What every session shares: the model, the corrections store, the training jobs (cached per process)."""
+"""What every session shares (cached per process): the model, the corrections store, the training jobs, the
+interpreter's one setting; and the admin setting, read fail-closed."""
 
 from __future__ import annotations
 
