@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import model_name, write_results  # noqa: E402
+from bench.report import project_relative, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from training.data import load_dataset  # noqa: E402
 
@@ -65,7 +65,7 @@ def main() -> int:
                                 for line, label in zip(lines, y)])
     png_accuracy = float((predicted == y).mean())
     report = {
-        "model": model_name(args.model),
+        "model": project_relative(args.model),
         "images": int(len(y)),
         "accuracy_raw_arrays": round(raw_accuracy, 5),
         "accuracy_png_through_predict": round(png_accuracy, 5),

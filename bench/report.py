@@ -27,17 +27,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _relative(script: str) -> str:
-    root = Path(__file__).resolve().parents[1]
-    path = Path(script).resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else script
+def project_relative(path: Path | str) -> str:
+    """A path as results name it: relative to the project when inside it (the same on every checkout)."""
+    resolved, root = Path(path).resolve(), Path(__file__).resolve().parents[1]
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(path)
 
 
 def envelope(name: str) -> dict:
     now = dt.datetime.now(dt.timezone.utc)
     return {"bench": name, "date": now.strftime("%Y-%m-%d"), "time": now.isoformat(timespec="seconds"),
             "cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
-            "command": " ".join([_relative(sys.argv[0]), *sys.argv[1:]])}
+            "command": " ".join([project_relative(sys.argv[0]), *sys.argv[1:]])}
 
 
 def write_results(name: str, results: dict, path: Path | None = None) -> Path:
@@ -47,10 +47,3 @@ def write_results(name: str, results: dict, path: Path | None = None) -> Path:
     path.write_text(json.dumps({**envelope(name), **results}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
-
-
-def model_name(path: Path) -> str:
-    """A model's path as results name it: relative to the project when inside it (the same on every checkout)."""
-    path = Path(path).resolve()
-    root = Path(__file__).resolve().parents[1]
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import synth  # noqa: E402
-from bench.report import model_name, write_results  # noqa: E402
+from bench.report import project_relative, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from model.confidence import NOT_A_DIGIT, NOT_SURE  # noqa: E402
 from model.constants import INPUT_SIZE  # noqa: E402
@@ -179,7 +179,7 @@ def main() -> int:
         print(f"{name:34} {t['n']:5d} {row['accuracy']:8.2%} {row['baseline']:9.2%} {row['refused']:9.2%}  {target}")
     print("\n(empty: share given no digit. numbers: read exactly. baseline: whole image resized to 28x28,"
           " which gives one digit for a number and a digit for everything empty.)")
-    write_results("robustness", {"seed": args.seed, "count": args.count, "model": model_name(args.model),
+    write_results("robustness", {"seed": args.seed, "count": args.count, "model": project_relative(args.model),
                                  "files_per_second": len(cases) / seconds, "results": report,
                                  "misses": {k: v[:20] for k, v in misses.items()}}, args.output)
     return 0 if all(report[name]["accuracy"] >= target for name, target in TARGETS.items()) else 1

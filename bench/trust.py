@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import styles, synth  # noqa: E402
-from bench.report import RESULTS, model_name, write_results  # noqa: E402
+from bench.report import RESULTS, project_relative, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from model.confidence import EMPTY, expected_calibration_error  # noqa: E402
 from training.calibrate import reliability_diagram  # noqa: E402
@@ -321,7 +321,7 @@ def main() -> int:
                           "optdigits_heldout", "sklearn_digits")]
     reliability_diagram(np.concatenate([confidences[k] for k in digits]), np.concatenate([correct[k] for k in digits]),
                         RESULTS / "trust_reliability.png", "digits of every set: confidence vs share right")
-    write_results("trust", {"model": model_name(args.model), "seed": args.seed, "sets": rows, "trade_off": curve,
+    write_results("trust", {"model": project_relative(args.model), "seed": args.seed, "sets": rows, "trade_off": curve,
                             "missed": {k: v for k, v in missed.items() if v},
                             "omniglot_left_out": OMNIGLOT_LOOKALIKES})
     return 0 if not any(missed.values()) else 1

@@ -57,8 +57,8 @@ def convert(keras_model) -> bytes:
 
 # LiteRT announces its XNNPACK delegate on stderr the first time any interpreter in the process allocates
 # (once per process; it has no setting to quiet it, and that delegate is 5x faster than none).
-_ANNOUNCED = threading.Event()
-_FIRST = threading.Lock()
+_FIRST_RUN = threading.Lock()
+_announced = False
 
 
 class LiteModel:
@@ -70,13 +70,18 @@ class LiteModel:
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
         self._lock = threading.Lock()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """The first run, which allocates; only the process's very first one is silenced, under a lock."""
+        global _announced
         blank = np.zeros((1, INPUT_SIZE, INPUT_SIZE, 1), np.float32)
-        if not _ANNOUNCED.is_set():
-            with _FIRST:
-                if not _ANNOUNCED.is_set():
-                    with native_output_silenced((2,)):  # once per process, under a lock
-                        self(blank)
-                    _ANNOUNCED.set()
+        with _FIRST_RUN:
+            if not _announced:
+                with native_output_silenced((2,)):
+                    self(blank)
+                _announced = True
+                return
         self(blank)
 
     @classmethod
