@@ -10,9 +10,12 @@ with two ratios: against ``model.predict`` (what most demos call, with 40-70 ms
 of per-call overhead), and against the fastest TensorFlow path measured in the
 same run (``predict_on_batch`` or the ``tf.function``), which is the fair one.
 Also the largest probability difference from ``model.predict`` over all inputs.
+With ``--previous OTHER.keras`` it also times the other model's ``Recognizer.read``
+in alternating rounds with ours, on the same drawings, and reports the ratio of
+the medians (a retrained model must stay within MAX_SLOWDOWN of the one it replaces).
 Usage:
 
-    .venv/bin/python bench/latency.py [--inputs 200] [--baseline-calls 100]
+    .venv/bin/python bench/latency.py [--model model/digits.keras] [--previous OTHER.keras] [--inputs 200]
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import write_results  # noqa: E402
+from bench.report import project_relative, write_results  # noqa: E402
 from bench.synth import canvas  # noqa: E402
+from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from model.inference import Recognizer  # noqa: E402
 from model.preprocess import preprocess  # noqa: E402
 
@@ -45,6 +49,21 @@ def drawings(count: int, seed: int = 0) -> list[np.ndarray]:
 # The TensorFlow ways to run the model on one image that are not model.predict's per-call overhead.
 TENSORFLOW_PATHS = ("model.predict_on_batch", "tf.function, fixed signature")
 OURS = "LiteRT export (Recognizer.read)"
+MAX_SLOWDOWN = 1.2  # a new model's p50 against the model it replaces, same run
+
+
+def compared_with_previous(ours: Recognizer, previous: Recognizer, images: list, rounds: int = 10) -> dict:
+    """p50 of one Recognizer.read for both models, timed in alternating rounds so that a busy machine
+    slows both alike; the ratio is ours over the previous model's."""
+    times = {"ours": [], "previous": []}
+    for round_index in range(rounds):
+        order = [("ours", ours), ("previous", previous)]
+        for name, recognizer in order if round_index % 2 == 0 else order[::-1]:
+            seconds, _ = timed(recognizer.read, images, len(images))
+            times[name].extend(seconds)
+    p50 = {name: float(np.median(seconds) * 1e3) for name, seconds in times.items()}
+    return {"ours_p50_ms": p50["ours"], "previous_p50_ms": p50["previous"], "ratio": p50["ours"] / p50["previous"],
+            "calls_each": len(times["ours"]), "max_ratio": MAX_SLOWDOWN}
 
 
 def timed(function, inputs: list, calls: int) -> tuple[np.ndarray, list]:
@@ -65,9 +84,12 @@ def main() -> int:
     parser.add_argument("--inputs", type=int, default=200, help="distinct drawings, each read once per method")
     parser.add_argument("--baseline-calls", type=int, default=100, help="calls of the slow model.predict")
     parser.add_argument("--check", type=int, default=1000, help="inputs for the probability comparison")
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL)
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="the model this one replaces: both timed in the same run, alternating")
     args = parser.parse_args()
 
-    recognizer = Recognizer()
+    recognizer = Recognizer(args.model)
     images = drawings(args.inputs)
     model = recognizer.model  # Keras, for the alternatives
     import tensorflow as tf
@@ -112,9 +134,18 @@ def main() -> int:
     results = {"methods": rows, "fastest_tensorflow": fastest_tf, "ours": OURS,
                "speedup_vs_model_predict": rows[OURS]["speedup_vs_baseline"],
                "speedup_vs_fastest_tensorflow": rows[OURS]["speedup_vs_fastest_tensorflow"],
-               "max_probability_difference": difference, "compared_inputs": len(inputs)}
+               "max_probability_difference": difference, "compared_inputs": len(inputs),
+               "model": project_relative(args.model)}
+    if args.previous is not None:
+        versus = compared_with_previous(recognizer, Recognizer(args.previous), images)
+        versus["previous"] = project_relative(args.previous)
+        print(f"\nthis model vs the previous one ({versus['previous']}), {versus['calls_each']} calls each, "
+              f"alternating: p50 {versus['ours_p50_ms']:.3f} vs {versus['previous_p50_ms']:.3f} ms, "
+              f"ratio {versus['ratio']:.2f} "
+              f"({'ok' if versus['ratio'] <= MAX_SLOWDOWN else 'MISSED'}: at most {MAX_SLOWDOWN})")
+        results["versus_previous"] = versus
     write_results("latency", results)
-    return 0
+    return 0 if args.previous is None or results["versus_previous"]["ratio"] <= MAX_SLOWDOWN else 1
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ DIGIT_ASPECT = 0.75
 # cut like two touching digits), and a fragment may join whatever is next to
 # it (a 7's long bar sticks out); the classifier then decides.
 JOIN_ASPECT = 1.1
-CUT_ASPECT = 1.7
+CUT_ASPECT = 2.0  # a wide 2 or 5 whose base or bar runs on is cut in two and must rejoin
 JOIN_GAP = 0.2
 JOIN_PIECES = 4
 # Joining pieces apart must win by this much log-probability (two digits stay
@@ -46,6 +46,9 @@ CUT_BONUS = 0.25
 # nothing can take it in.
 FRAGMENT_HEIGHT = 0.45
 FRAGMENT_PENALTY = 8.0
+# A piece whose longer side is under this share of the tallest piece's height is a speck (a dot, a
+# touch of the pen), not a digit: framed alone, it fills the box and reads as a 0 or a 1.
+SPECK_SIZE = 0.2
 
 
 def _components(mask: np.ndarray) -> list[np.ndarray]:
@@ -102,8 +105,14 @@ def digit_regions(mask: np.ndarray) -> list[np.ndarray]:
     heights = [_height(group) for group in groups]
     tallest = max(heights, default=1)
     pieces = [piece for group, height in zip(groups, heights)
+              if not _is_speck(group, tallest)
               for piece in (_split_touching(group) if height >= FRAGMENT_HEIGHT * tallest else [group])]
     return sorted(pieces, key=lambda r: _columns(r)[0])
+
+
+def _is_speck(region: np.ndarray, tallest: int) -> bool:
+    left, right = _columns(region)
+    return max(_height(region), right - left + 1) < SPECK_SIZE * tallest
 
 
 class Candidate(NamedTuple):

@@ -258,3 +258,22 @@ def test_the_cache_holds_its_own_checksum_in_one_file(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(data.ChecksumError, match="SHA-256"):
         data.load_cache("mnist", tmp_path)
+
+
+def test_a_missing_set_beside_mnist_is_skipped_with_a_warning_or_stops_when_asked(tmp_path, caplog, monkeypatch):
+    x, y = _digits(10, 11)
+    split = data.Split(x, y)
+    data.save_cache(data.Dataset("mnist", "good", split, split), tmp_path)
+    empty = tmp_path / "no-files-here"
+    empty.mkdir()
+    with caplog.at_level("WARNING"):
+        loaded = data.load_datasets(("mnist", "ardis", "optdigits"), empty, tmp_path, missing="skip")
+    assert [dataset.name for dataset in loaded] == ["mnist"]
+    warned = " ".join(record.getMessage() for record in caplog.records)
+    assert "Training without ardis" in warned and "ARDIS_train_2828.csv" in warned  # says how to add it
+    with pytest.raises(data.DataUnavailableError, match="ardis"):
+        data.load_datasets(("mnist", "ardis"), empty, tmp_path, missing="fail")
+    offline = [("offline", lambda: (_ for _ in ()).throw(OSError("no network in tests")))]
+    monkeypatch.setattr(data, "mnist_sources", lambda data_dir: offline)
+    with pytest.raises(data.DataUnavailableError, match="mnist"):  # the first set is never skipped
+        data.load_datasets(("mnist", "ardis"), empty, tmp_path / "no-cache", missing="skip")

@@ -375,3 +375,18 @@ def test_the_whole_set_is_published_at_once_and_never_over_a_model(tmp_path, mon
         with pytest.raises(ModelFileError, match="already exists"):
             publish_set(work, fresh)
     assert fresh.read_bytes() == b"new" and not list(fresh.parent.glob(".digits-run-*"))
+
+
+def test_a_fat_pen_thickens_strokes_beyond_one_dilation_and_stays_off_by_default():
+    from training.augment import RandomStrokeWidth
+
+    images = np.zeros((256, 28, 28, 1), np.float32)
+    images[:, 6:22, 13:15] = 255  # a 2 px stroke
+    ink = lambda batch: (np.asarray(batch) > 127).sum(axis=(1, 2, 3))  # noqa: E731
+    plain = ink(RandomStrokeWidth(0.4, seed=3)(images, training=True))
+    fat = ink(RandomStrokeWidth(0.4, seed=3, fat_pen=2.0, fat_share=0.5)(images, training=True))
+    one_dilation = 18 * 4  # rows 5..22, columns 12..15
+    assert plain.max() <= one_dilation  # as before: at most one 3x3 dilation
+    assert (fat > one_dilation).sum() >= 16  # a good share drawn wider than that (about 30 expected)
+    assert (fat <= plain.max()).sum() >= 100  # most keep the usual pens
+    assert np.array_equal(RandomStrokeWidth(0.4, fat_pen=2.0)(images, training=False), images)

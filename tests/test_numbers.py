@@ -3,13 +3,14 @@
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from model.predict import run
 from model.preprocess import find_ink
-from model.segment import digit_regions
+from model.segment import candidate_spans, digit_regions
 
 
 def _number(x, indices, gap):
@@ -48,6 +49,24 @@ def test_a_digit_in_two_pieces_stays_one_digit(mnist_sample):
     four[rows[0] + 8 : rows[0] + 10] = 0  # cut it in two across
     mask = find_ink(np.kron(four, np.ones((4, 4), np.uint8))).mask
     assert len(digit_regions(mask)) == 1
+
+
+def test_a_dot_between_digits_is_not_read_as_a_digit(recognizer, mnist_sample):
+    x, y = mnist_sample
+    number = _number(x, [5, 10, 15], 8)  # 1 2 3
+    number[30:33, 46:49] = 255  # a touch of the pen between the 1 and the 2, 3 px across
+    assert recognizer.read_number(_as_photo(number)).number == "123"  # framed alone, it read as a 0
+
+
+def test_a_wide_digit_cut_in_two_can_rejoin():
+    """A 2 whose base runs on and turns up is wider than two digits' guess: it is cut, and the
+    reading that takes both halves as one digit must be on offer (the classifier then decides)."""
+    mask = np.zeros((140, 260), np.uint8)
+    stroke = np.array([(30, 45), (60, 20), (100, 25), (110, 55), (40, 120), (200, 120), (222, 62)], np.int32)
+    cv2.polylines(mask, [stroke], False, 255, 8)
+    pieces = digit_regions(mask > 0)
+    assert len(pieces) == 2
+    assert (0, 2) in [(candidate.start, candidate.stop) for candidate in candidate_spans(pieces)]
 
 
 def test_blank_image_has_no_number(recognizer):

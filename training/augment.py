@@ -24,26 +24,37 @@ class RandomStrokeWidth(keras.layers.Layer):
 
     Blends each image with its 3x3 dilation (thicker) or erosion (thinner) by
     a factor drawn from [-max_change, max_change]: a continuous pen width.
+    A share (`fat_share`) of the images is thickened further by up to
+    `fat_pen` more dilation steps: a fat marker's strokes, twice or three
+    times MNIST's, which close loops and fill corners (a 4 that looks like a 9).
     """
 
-    def __init__(self, max_change: float = 0.5, seed: int | None = None, **kwargs):
+    def __init__(self, max_change: float = 0.5, seed: int | None = None, fat_pen: float = 0.0,
+                 fat_share: float = 0.25, **kwargs):
         super().__init__(**kwargs)
-        self.max_change = max_change
+        self.max_change, self.fat_pen, self.fat_share = max_change, fat_pen, fat_share
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=True):
-        if not training or self.max_change <= 0:
+        if not training or (self.max_change <= 0 and self.fat_pen <= 0):
             return images
         batch = ops.shape(images)[0]
         amount = keras.random.uniform((batch, 1, 1, 1), -self.max_change, self.max_change, seed=self.seed_generator)
-        thicker = ops.max_pool(images, 3, strides=1, padding="same")
-        thinner = -ops.max_pool(-images, 3, strides=1, padding="same")
-        target = ops.where(amount > 0, thicker, thinner)
-        return images + ops.abs(amount) * (target - images)
+        if self.fat_pen > 0:
+            fat = keras.random.uniform((batch, 1, 1, 1), 0.0, self.fat_pen, seed=self.seed_generator)
+            chosen = keras.random.uniform((batch, 1, 1, 1), 0.0, 1.0, seed=self.seed_generator) < self.fat_share
+            amount = amount + ops.where(chosen, fat, 0.0)
+        # Pen widths from one erosion to the widest dilation; the amount is a position along them.
+        levels = [-ops.max_pool(-images, 3, strides=1, padding="same"), images]
+        for _ in range(math.ceil(self.max_change + self.fat_pen)):
+            levels.append(ops.max_pool(levels[-1], 3, strides=1, padding="same"))
+        position = ops.clip(amount, -1.0, len(levels) - 2.0) + 1.0
+        return sum(ops.maximum(0.0, 1.0 - ops.abs(position - index)) * level for index, level in enumerate(levels))
 
     def get_config(self):
-        return {**super().get_config(), "max_change": self.max_change, "seed": self.seed}
+        return {**super().get_config(), "max_change": self.max_change, "seed": self.seed, "fat_pen": self.fat_pen,
+                "fat_share": self.fat_share}
 
 
 def _sample_bilinear(images, source_x, source_y):
@@ -157,11 +168,12 @@ class RandomBlur(keras.layers.Layer):
 
 
 def build_augmenter(rotation_degrees: float, shift: float, zoom: float, stroke: float, seed: int,
-                    shear: float = 0.1, elastic: float = 0.0, blur: float = 0.0, aspect: float = 0.0) -> keras.Sequential:
+                    shear: float = 0.1, elastic: float = 0.0, blur: float = 0.0, aspect: float = 0.0,
+                    fat_pen: float = 0.0) -> keras.Sequential:
     """Pen-width, geometric, elastic and blur augmentation for uint8-valued 28x28x1 batches."""
     return keras.Sequential(
         [
-            RandomStrokeWidth(stroke, seed=seed),
+            RandomStrokeWidth(stroke, seed=seed, fat_pen=fat_pen),
             RandomDistortion(rotation_degrees, zoom, shift, shear, elastic, seed=seed + 1, aspect=aspect),
             RandomBlur(blur, seed=seed + 2),
         ],

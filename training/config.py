@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from model.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from model.registry import data_dir, new_name
-from training.data import DATASETS, DEFAULT_CACHE_DIR
+from training.data import DATASETS, DEFAULT_CACHE_DIR, MISSING_DATA
 from training.distribute import LR_SCALING, STRATEGIES
 from training.feedback import FEEDBACK_MODES
 
@@ -55,6 +55,9 @@ class TrainConfig:
                                                           "and optdigits their files, fetched once into the cache "
                                                           "(python -m training.data fetch NAME --data-dir FOLDER; "
                                                           "see docs/training.md)."))
+    missing_data: str = option("skip", "a dataset after the first that cannot be loaded: skip trains without it "
+                                       "and says so (the model card lists what was used); fail stops",
+                               choices=MISSING_DATA)
     other_writers_repeat: int = option(2, "how many times each ARDIS and optdigits-orig training image is seen per "
                                           "epoch: they are 7,600 beside MNIST's 55,000")
     epochs: int = option(40, "at most this many epochs", form=Form("Epochs", when={"fine_tune": False}, limits=(1, 200)))
@@ -71,6 +74,8 @@ class TrainConfig:
     shift: float = option(0.1, "random translation, fraction of the image")
     zoom: float = option(0.1, "random zoom, +-fraction")
     stroke: float = option(0.4, "random pen-width change, 0 to 1 (see RandomStrokeWidth)")
+    fat_pen: float = option(0.0, "a quarter of the images thickened by up to this many more 3x3 dilations, "
+                                 "as a fat marker draws (0: off)")
     elastic: float = option(1.0, "random elastic distortion, largest displacement in pixels (0: off)")
     blur: float = option(0.3, "random blur, 0 (off) to 1 (sigma 1 px)")
     aspect: float = option(0.0, "random squeeze or stretch sideways: width times exp(+-ASPECT) (0: off)")
@@ -145,8 +150,8 @@ class TrainConfig:
             problems.append("label_smoothing must be at least 0 and below 1")
         if not 0 <= self.blur <= 1 or not 0 <= self.stroke <= 1:
             problems.append("blur and stroke must be between 0 and 1")
-        if self.generated_digits < 0 or self.non_digits < 0 or self.aspect < 0:
-            problems.append("generated_digits, non_digits and aspect must be 0 (off) or positive")
+        if self.generated_digits < 0 or self.non_digits < 0 or self.aspect < 0 or not 0 <= self.fat_pen <= 3:
+            problems.append("generated_digits, non_digits and aspect must be 0 (off) or positive; fat_pen 0 to 3")
         if self.elastic < 0:
             problems.append("elastic must be 0 (off) or a positive number of pixels")
         if self.feedback_factor < 1 or self.fine_tune_epochs < 1 or self.replay < 0:

@@ -451,8 +451,24 @@ def load_dataset(name: str, data_dir: Path | None = None, cache_dir: Path = DEFA
     )
 
 
-def load_datasets(names: tuple[str, ...], data_dir: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR) -> list[Dataset]:
-    return [load_dataset(name, data_dir, cache_dir) for name in names]
+# What to do when a dataset after the first (MNIST by default) cannot be loaded: train without it (saying so), or stop.
+MISSING_DATA = ("skip", "fail")
+
+
+def load_datasets(names: tuple[str, ...], data_dir: Path | None = None, cache_dir: Path = DEFAULT_CACHE_DIR,
+                  missing: str = "fail") -> list[Dataset]:
+    """Every named dataset; with missing="skip", those after the first that cannot be had are left out
+    with a warning that says how to add them (the first, MNIST by default, is always required)."""
+    loaded = []
+    for index, name in enumerate(names):
+        try:
+            loaded.append(load_dataset(name, data_dir, cache_dir))
+        except DataUnavailableError as error:
+            if missing == "fail" or index == 0:
+                raise
+            log.warning("Training without %s, which could not be loaded (--missing-data fail stops instead). %s",
+                        name, error)
+    return loaded
 
 
 def main(argv=None) -> int:

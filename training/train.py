@@ -348,7 +348,7 @@ def training_inputs(config: TrainConfig, datasets: list[Dataset] | None = None) 
     if config.shards is not None:
         return _streamed_data(config)
     if datasets is None:
-        datasets = load_datasets(config.data, config.data_dir, config.cache_dir)
+        datasets = load_datasets(config.data, config.data_dir, config.cache_dir, config.missing_data)
     return _training_data(config, datasets)
 
 
@@ -399,7 +399,8 @@ def _fit(model, config: TrainConfig, inputs: TrainingInputs, strategy, chief: bo
 
     global_batch = config.batch_size * replica_count
     augmenter = build_augmenter(config.rotation_degrees, config.shift, config.zoom, config.stroke, config.seed,
-                                elastic=config.elastic, blur=config.blur, aspect=config.aspect)
+                                elastic=config.elastic, blur=config.blur, aspect=config.aspect,
+                                fat_pen=config.fat_pen)
     train_data = _tf_pipeline(inputs.train, config, augmenter, shuffle=True, weights=inputs.weights,
                               batch_size=global_batch)
     validation_data = _tf_pipeline(inputs.validation, config, batch_size=global_batch)
