@@ -132,16 +132,17 @@ OMNIGLOT_LOOKALIKES: dict[str, str] = {
     "run18/training/class20.png": "like 9 (q, a loop with a tail)",
 }
 
-# What the acceptance asks of each set: (measure, at least / at most, value).
+# What the acceptance asks of each set: (measure, at least / at most, value). The digit sets' bars
+# are issue 22's (the reader); the non-digits' are issue 14's (the gate's job, issue 23).
 TARGETS = {
-    "usps_photo": [("right", ">=", 0.993), ("refused", "<=", 0.005)],
-    "usps_canvas": [("right", ">=", 0.993), ("refused", "<=", 0.005)],
+    "usps_photo": [("right", ">=", 0.989), ("refused", "<=", 0.005)],
+    "usps_canvas": [("right", ">=", 0.985), ("refused", "<=", 0.005)],
     # For things that are not digits, "right" is "no digit claimed": refused, or seen as no ink at all.
     "omniglot_canvas": [("right", ">=", 0.90)],
     "omniglot_photo": [("right", ">=", 0.90)],
     "generated_non_digits": [("right", ">=", 0.95)],
     "issue_table": [("right", ">=", 1.0)],
-    "continental": [("right", ">=", 0.97)],
+    "continental": [("right", ">=", 0.96)],
     "mnist_test": [("right", ">=", 0.9965), ("refused", "<=", 0.003)],
     "ardis_heldout": [("right", ">=", 0.993)],
     "optdigits_heldout": [("right", ">=", 0.99)],
