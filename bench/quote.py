@@ -177,6 +177,14 @@ def speed() -> str:
     return table(["what", "measured", "baseline, same run"], rows)
 
 
+def number_losses() -> str:
+    losses = results("number_losses")
+    share = {cause: sum(row[cause] * row["n"] for row in losses["kinds"].values()) /
+             sum(row["n"] for row in losses["kinds"].values()) for cause in ("refused", "digit count", "misread")}
+    return (f"{pct(losses['right'])} read exactly; refused {pct(share['refused'])}, wrong digit count "
+            f"{pct(share['digit count'])}, a digit misread {pct(share['misread'])}")
+
+
 def robustness() -> str:
     report = results("robustness")["results"]
     kinds = [
@@ -311,6 +319,7 @@ FIGURES: dict[str, Callable[[], str]] = {
     "threshold": lambda: f"{card()['calibration']['threshold']:.2f}",
     "png-images-per-second": lambda: f"{results('mnist_png_accuracy')['images_per_second']:.0f}",
     "robustness-files-per-second": lambda: f"{results('robustness')['files_per_second']:.0f}",
+    "number-losses": number_losses,
     "trust-ece": lambda: ", ".join(f"{label} {pct(results('trust')['sets'][key]['ece'])}" for key, label in
                                    (("mnist_test", "MNIST test"), ("usps_photo", "USPS scans"),
                                     ("usps_canvas", "USPS canvas"), ("continental", "continental"))),
