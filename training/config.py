@@ -55,8 +55,9 @@ class TrainConfig:
                                                           "and optdigits their files, fetched once into the cache "
                                                           "(python -m training.data fetch NAME --data-dir FOLDER; "
                                                           "see docs/training.md)."))
-    missing_data: str = option("skip", "a dataset after the first that cannot be loaded: skip trains without it "
-                                       "and says so (the model card lists what was used); fail stops",
+    missing_data: str = option("fail", "a dataset after the first that cannot be loaded: fail stops with what "
+                                       "was tried and where to get it; skip trains without it and says so (the "
+                                       "model card lists what was used)",
                                choices=MISSING_DATA)
     other_writers_repeat: int = option(2, "how many times each ARDIS and optdigits-orig training image is seen per "
                                           "epoch: they are 7,600 beside MNIST's 55,000")
