@@ -52,9 +52,10 @@ class VersionExistsError(ModelFileError):
 
 def new_name(now: dt.datetime | None = None) -> str:
     """A name for a version or a run: the UTC time to the second, readable and sorting in time order, then a
-    random part, so that two made within the same second (start, cancel, start again) never collide."""
+    random part, so that two made within the same second (start, cancel, start again) do not collide. 48 random
+    bits: 24 collided once in a test's 1,000 names (a birthday chance of 3%); 48 make it about 2 in a billion."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(6)}"
 
 
 def data_dir() -> Path:
