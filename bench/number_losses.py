@@ -30,7 +30,7 @@ from bench.report import project_relative, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 
 TARGET = 0.97  # issue 22's bar for numbers (bench/robustness.py)
-KINDS = ("canvas", "photo")
+CAUSES = ("right", "refused", "digit count", "misread")
 
 
 def numbers(count: int, seed: int):
@@ -40,15 +40,11 @@ def numbers(count: int, seed: int):
     rng = np.random.default_rng(seed)
     test = load_dataset("mnist").test
     order = iter(rng.permutation(len(test)))
-    for kind in KINDS:
+    for kind in synth.NUMBER_KINDS:
         for _ in range(count // 2):
             picks = [next(order) for _ in range(int(rng.integers(2, 6)))]
             written = "".join(str(int(test.y[i])) for i in picks)
-            if kind == "canvas":
-                image = synth.canvas([test.x[i] for i in picks], rng, synth.CANVAS_STYLES[int(rng.integers(3))])
-            else:
-                image = synth.photo(synth.number_ink([test.x[i] for i in picks], 120, rng), rng)
-            yield kind, image, written
+            yield kind, synth.written_number(kind, [test.x[i] for i in picks], rng), written
 
 
 def cause(reading, written: str) -> str:
@@ -70,21 +66,20 @@ def main() -> int:
     from model.inference import Recognizer
 
     recognizer = Recognizer(args.model)
-    tally = {kind: Counter() for kind in KINDS}
+    tally = {kind: Counter() for kind in (*synth.NUMBER_KINDS, "all")}
     for seed in args.seeds:
         for kind, image, written in numbers(args.count, seed):
-            tally[kind][cause(recognizer.read_number(image), written)] += 1
-    causes = ("right", "refused", "digit count", "misread")
-    print(f"{'kind':8} {'n':>6} " + " ".join(f"{c:>12}" for c in causes))
+            found = cause(recognizer.read_number(image), written)
+            tally[kind][found] += 1
+            tally["all"][found] += 1
+    print(f"{'kind':8} {'n':>6} " + " ".join(f"{c:>12}" for c in CAUSES))
     report = {}
     for kind, counts in tally.items():
         n = sum(counts.values())
-        report[kind] = {"n": n, **{c: counts[c] / n for c in causes}}
-        print(f"{kind:8} {n:6d} " + " ".join(f"{counts[c] / n:12.2%}" for c in causes))
-    total = sum(row["n"] for row in report.values())
-    right = sum(row["right"] * row["n"] for row in report.values()) / total
-    without_refusals = right + sum(row["refused"] * row["n"] for row in report.values()) / total
-    print(f"\nread exactly: {right:.2%} of {total}; {without_refusals:.2%} if no piece were refused "
+        report[kind] = {"n": n, **{c: counts[c] / n for c in CAUSES}}
+        print(f"{kind:8} {n:6d} " + " ".join(f"{counts[c] / n:12.2%}" for c in CAUSES))
+    right, without_refusals = report["all"]["right"], report["all"]["right"] + report["all"]["refused"]
+    print(f"\nread exactly: {right:.2%} of {report['all']['n']}; {without_refusals:.2%} if no piece were refused "
           f"(target {TARGET:.0%})")
     write_results("number_losses", {"model": project_relative(args.model), "seeds": args.seeds,
                                     "count_per_seed": args.count, "kinds": report, "right": right,

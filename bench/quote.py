@@ -178,11 +178,9 @@ def speed() -> str:
 
 
 def number_losses() -> str:
-    losses = results("number_losses")
-    share = {cause: sum(row[cause] * row["n"] for row in losses["kinds"].values()) /
-             sum(row["n"] for row in losses["kinds"].values()) for cause in ("refused", "digit count", "misread")}
-    return (f"{pct(losses['right'])} read exactly; refused {pct(share['refused'])}, wrong digit count "
-            f"{pct(share['digit count'])}, a digit misread {pct(share['misread'])}")
+    every = results("number_losses")["kinds"]["all"]
+    return (f"{pct(every['right'])} read exactly; refused {pct(every['refused'])}, wrong digit count "
+            f"{pct(every['digit count'])}, a digit misread {pct(every['misread'])}")
 
 
 def robustness() -> str:
@@ -201,18 +199,13 @@ def robustness() -> str:
     for key, label, parts in kinds:
         row = report[key]
         rows.append([label, f"{row['n']:,}", f"**{pct(row['accuracy'])}**", pct(row["refused"]),
-                     _unrefused(row), pct(row["baseline"])])
+                     pct(row["without_refusals"]), pct(row["baseline"])])
         for part in parts:
             sub = report[part]
             rows.append([f"· {part.split('_', 1)[1].replace('_', ' ')}", f"{sub['n']:,}", pct(sub["accuracy"]),
-                         pct(sub["refused"]), _unrefused(sub), pct(sub["baseline"])])
+                         pct(sub["refused"]), pct(sub["without_refusals"]), pct(sub["baseline"])])
     return table(["inputs (rendered from MNIST **test** digits)", "n", "ours", "refused",
                   "ours if nothing were refused", "baseline"], rows)
-
-
-def _unrefused(row: dict) -> str:
-    """What would be right if every refused reading's closest digit were claimed (older results lack it)."""
-    return pct(row["without_refusals"]) if "without_refusals" in row else "–"
 
 
 NON_DIGIT_SETS = ("omniglot_canvas", "omniglot_photo", "generated_non_digits")

@@ -67,16 +67,12 @@ def make_inputs(folder: Path, count: int, seed: int) -> list[dict]:
         for _ in range(count):
             index = next(order)
             save(f"canvas_{style}", synth.canvas([test.x[index]], rng, style), int(test.y[index]))
-    for kind in ("number_canvas", "number_photo"):
+    for kind in synth.NUMBER_KINDS:
         for _ in range(count // 2):
             picks = [next(order) for _ in range(int(rng.integers(2, 6)))]
             number = "".join(str(int(test.y[i])) for i in picks)
-            if kind == "number_canvas":
-                style = synth.CANVAS_STYLES[int(rng.integers(3))]
-                save(kind, synth.canvas([test.x[i] for i in picks], rng, style), number, multi=True)
-            else:
-                ink = synth.number_ink([test.x[i] for i in picks], 120, rng)
-                save(kind, synth.photo(ink, rng), number, multi=True, jpeg=rng.random() < 0.6)
+            image = synth.written_number(kind, [test.x[i] for i in picks], rng)
+            save(f"number_{kind}", image, number, multi=True, jpeg=kind == "photo" and rng.random() < 0.6)
     for number in range(count):
         kind = synth.EMPTY_KINDS[number % len(synth.EMPTY_KINDS)]
         save(f"empty_{kind}", synth.empty(kind, rng), None, jpeg=kind == "blank_paper" and rng.random() < 0.5)
@@ -123,14 +119,17 @@ def outcome(case: dict, result: dict) -> tuple[bool, bool, bool]:
         return False, False, False
     if case["multi"]:
         refused = any(d["verdict"] in (NOT_SURE, NOT_A_DIGIT) for d in result["digits"])
-        closest = "".join(str(d["digit"] if d["digit"] is not None else (d.get("closest") or {}).get("digit"))
-                          for d in result["digits"])
+        closest = "".join(str(_claimed_or_closest(d)) for d in result["digits"])
         return result["number"] == case["expected"], refused, closest == case["expected"]
     if case["expected"] is None:
         return result["digit"] is None, False, result["digit"] is None
-    closest = result["digit"] if result["digit"] is not None else (result.get("closest") or {}).get("digit")
     refused = result["verdict"] in (NOT_SURE, NOT_A_DIGIT)
-    return result["digit"] == case["expected"], refused, closest == case["expected"]
+    return result["digit"] == case["expected"], refused, _claimed_or_closest(result) == case["expected"]
+
+
+def _claimed_or_closest(reading: dict) -> int | None:
+    """A reading's digit, or for a refused one the closest digit it names (the prediction contract)."""
+    return reading["digit"] if reading["digit"] is not None else (reading.get("closest") or {}).get("digit")
 
 
 def main() -> int:

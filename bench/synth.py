@@ -248,3 +248,14 @@ def optdigits_upsampled(counts: np.ndarray) -> np.ndarray:
     bright ink on black: how bench/robustness.py and bench/trust.py both give them to the app."""
     big = cv2.resize((counts * 255 / 16).astype(np.float32), (32, 32), interpolation=cv2.INTER_CUBIC)
     return np.clip(big, 0, 255).astype(np.uint8)
+
+
+NUMBER_KINDS = ("canvas", "photo")
+
+
+def written_number(kind: str, digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Digits written side by side as a number: drawn on the canvas (a random canvas style) or
+    photographed on paper; how bench/robustness.py and bench/number_losses.py both make them."""
+    if kind == "canvas":
+        return canvas(digits, rng, CANVAS_STYLES[int(rng.integers(3))])
+    return photo(number_ink(digits, 120, rng), rng)

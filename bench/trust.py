@@ -318,8 +318,8 @@ def main() -> int:
     print("\nOmniglot drawings left out as digit lookalikes:")
     for name, reason in OMNIGLOT_LOOKALIKES.items():
         print(f"  {name}: {reason}")
-    digits = [k for k in ("usps_photo", "usps_canvas", "mnist_test", "continental", "ardis_heldout",
-                          "optdigits_heldout", "sklearn_digits")]
+    digits = ("usps_photo", "usps_canvas", "mnist_test", "continental", "ardis_heldout", "optdigits_heldout",
+              "sklearn_digits")
     reliability_diagram(np.concatenate([confidences[k] for k in digits]), np.concatenate([correct[k] for k in digits]),
                         RESULTS / "trust_reliability.png", "digits of every set: confidence vs share right")
     write_results("trust", {"model": project_relative(args.model), "seed": args.seed, "sets": rows, "trade_off": curve,
