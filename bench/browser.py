@@ -18,6 +18,8 @@ from services.jobs import TrainingJobs
 from training.strokes import strokes_from_image
 
 ROOT = Path(__file__).resolve().parents[1]
+# A phone-sized page with touch, as the phone tests and benches open it.
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.browser import (
+    PHONE,
     chromium_path,
     clear_canvas,
     draw_digit,
@@ -91,6 +92,9 @@ def test_digits_drawn_with_the_mouse_are_read(browser, app_url, mnist_sample):
         clear_canvas(page)
         wait_for_idle(page)
     assert read == [str(y[i]) for i in picks]
+    # Every stroke was sent the moment the pen lifted (ui.inputs.SEND_ON_PEN_UP_JS), not after the canvas's delay.
+    strokes = sum(len(strokes_from_image(x[i])) for i in picks)
+    assert page.evaluate("() => window.__digitsQuickSend.sent") == strokes
 
 
 def test_a_number_drawn_and_a_number_photographed_are_read_with_boxes(browser, app_url, mnist_sample, tmp_path):
@@ -231,7 +235,6 @@ def test_an_example_is_read_in_one_click_and_its_reading_and_input_can_be_downlo
     assert wait_for_prediction(page) == "Not a digit"
 
 
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 SCROLLED = "() => window.scrollY + Array.from(document.querySelectorAll('*')).reduce((s, e) => s + e.scrollTop, 0)"
 
 
@@ -257,6 +260,7 @@ def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_wo
         assert ink_pixels(page) == 0  # the canvas itself is empty
         wait_for_idle(page)
     assert sum(r == str(y[i]) for r, i in zip(read, picks)) >= 9, read
+    assert page.evaluate("() => window.__digitsQuickSend.sent") == sum(len(strokes_from_image(x[i])) for i in picks)
 
     # Undo removes the last stroke only: a 7 drawn as its bar, then its stem.
     bar, stem = [[(6, 6), (20, 6)]], [[(20, 6), (12, 23)]]
