@@ -46,7 +46,7 @@ recognizer, active = active_recognizer(registry)
 
 with st.sidebar:
     admin = admin_gate(admin_setting())
-    model_summary(active)
+    model_summary(active, recognizer.gate)
     versions_panel(registry, active, admin)
     stored = corrections_panel(store, admin)
     config = retrain_controls(stored) if admin else None

@@ -150,6 +150,9 @@ TARGETS = {
 }
 WRONG_CONFIDENT_MAX = 0.005
 ECE_MAX = 0.02
+READER_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
+# The gate's digit-likeness spreads over the top: a non-digit it knows scores 0.2-0.6, a digit 0.99+.
+GATE_THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
 
 
 def usps(limit: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -277,14 +280,16 @@ def check(name: str, row: dict) -> list[str]:
     return missed
 
 
-def trade_off(confidences: dict[str, np.ndarray]) -> list[dict]:
-    """For thresholds on the calibrated top probability: share refused of non-digits and of real digits."""
+def trade_off(confidences: dict[str, np.ndarray], thresholds=READER_THRESHOLDS) -> list[dict]:
+    """For thresholds on a score (the reader's calibrated top probability, or the gate's digit-likeness): the share
+    below it of non-digits and of real digits."""
     non_digits = np.concatenate([confidences[k] for k in ("omniglot_canvas", "omniglot_photo", "generated_non_digits")])
     real_usps = np.concatenate([confidences[k] for k in ("usps_photo", "usps_canvas")])
-    mnist = confidences["mnist_test"]
+    mnist, ardis = confidences["mnist_test"], confidences["ardis_heldout"]
     return [{"threshold": t, "non_digits_refused": float((non_digits < t).mean()),
-             "usps_refused": float((real_usps < t).mean()), "mnist_refused": float((mnist < t).mean())}
-            for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)]
+             "usps_refused": float((real_usps < t).mean()), "mnist_refused": float((mnist < t).mean()),
+             "ardis_refused": float((ardis < t).mean())}
+            for t in thresholds]
 
 
 def main() -> int:
@@ -292,17 +297,22 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL)
     parser.add_argument("--usps-limit", type=int, default=None, help="read only the first N USPS digits")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--no-gate", action="store_true",
+                        help="the reader alone, without the gate beside it (to compare; model.gate)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "trust.json")
     args = parser.parse_args()
 
     from model.inference import Recognizer
 
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(args.model, gate=not args.no_gate)
     started = time.perf_counter()
     sets = build_sets(np.random.default_rng(args.seed), args.usps_limit)
-    rows, confidences, correct, missed = {}, {}, {}, {}
+    rows, confidences, correct, missed, likeness = {}, {}, {}, {}, {}
     print(f"{'set':22} {'n':>6} {'right':>8} {'refused':>8} {'empty':>6} {'wrong>=90%':>11} {'ECE':>7}")
     for name, cases in sets.items():
-        rows[name], confidences[name], correct[name] = score(*read_set(recognizer, cases))
+        readings, expected = read_set(recognizer, cases)
+        rows[name], confidences[name], correct[name] = score(readings, expected)
+        likeness[name] = np.array([r.digit_likeness if r.digit_likeness is not None else 0.0 for r in readings])
         missed[name] = check(name, rows[name])
         row = rows[name]
         ece = f"{row['ece']:.4f}" if "ece" in row else ""
@@ -311,10 +321,14 @@ def main() -> int:
               f"{ece:>7}  {'ok' if not missed[name] else 'MISSED: ' + '; '.join(missed[name])}")
     print(f"rendered and read in {time.perf_counter() - started:.0f} s")
     curve = trade_off(confidences)
-    print("\nthreshold  non-digits refused  USPS refused  MNIST refused")
-    for point in curve:
-        print(f"{point['threshold']:9.2f}  {point['non_digits_refused']:18.2%}  {point['usps_refused']:12.2%}  "
-              f"{point['mnist_refused']:13.2%}")
+    gate_curve = trade_off(likeness, GATE_THRESHOLDS) if recognizer.gate else None
+    for title, points in (("the reader's calibrated confidence", curve), ("the gate's digit-likeness", gate_curve)):
+        if points is None:
+            continue
+        print(f"\nthreshold on {title}\nthreshold  non-digits refused  USPS refused  MNIST refused  ARDIS refused")
+        for point in points:
+            print(f"{point['threshold']:9.3f}  {point['non_digits_refused']:18.2%}  {point['usps_refused']:12.2%}  "
+                  f"{point['mnist_refused']:13.2%}  {point['ardis_refused']:13.2%}")
     print("\nOmniglot drawings left out as digit lookalikes:")
     for name, reason in OMNIGLOT_LOOKALIKES.items():
         print(f"  {name}: {reason}")
@@ -322,9 +336,12 @@ def main() -> int:
               "sklearn_digits")
     reliability_diagram(np.concatenate([confidences[k] for k in digits]), np.concatenate([correct[k] for k in digits]),
                         RESULTS / "trust_reliability.png", "digits of every set: confidence vs share right")
+    gate = {"gate": {"version": recognizer.gate.card.version, "threshold": recognizer.gate.threshold,
+                     "trade_off": gate_curve}} if recognizer.gate else {"gate": None}
     write_results("trust", {"model": project_relative(args.model), "seed": args.seed, "sets": rows, "trade_off": curve,
+                            **gate,
                             "missed": {k: v for k, v in missed.items() if v},
-                            "omniglot_left_out": OMNIGLOT_LOOKALIKES})
+                            "omniglot_left_out": OMNIGLOT_LOOKALIKES}, args.output)
     return 0 if not any(missed.values()) else 1
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from model.artifacts import SHIPPED_MODEL
-from model.confidence import DIGIT, Calibration, calibrated, refusal_reason, verdict
+from model.confidence import DIGIT, NOT_A_DIGIT, Calibration, calibrated, refusal_reason, verdict
 from model.constants import INPUT_SIZE, NUM_CLASSES
+from model.gate import Gate, gate_reason
 from model.lite import LiteModel, convert
 from model.loading import load_model, read_lite_export, verify_model_file
 from model.number import read_number
@@ -19,7 +20,8 @@ from model.readings import NumberReading, Reading
 class Recognizer:
     """A loaded model with its fast path. Create once per process; safe to share between threads."""
 
-    def __init__(self, model_path: Path = SHIPPED_MODEL):
+    def __init__(self, model_path: Path = SHIPPED_MODEL, gate: bool = True):
+        """`gate`: use the gate beside the reader, if it has one (False: the reader alone, to compare)."""
         self.model_path = Path(model_path)
         self.card = verify_model_file(self.model_path)  # the file exists and matches its card
         exported = read_lite_export(self.model_path, self.card)
@@ -29,6 +31,7 @@ class Recognizer:
             exported = convert(self._keras)
         self._forward = LiteModel(exported)
         self.calibration = Calibration.from_card(self.card.calibration)
+        self.gate = Gate.beside(self.model_path) if gate else None
 
     @property
     def model(self):
@@ -66,7 +69,9 @@ class Recognizer:
 
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
         inputs = [p.image for p in prepared if p.image is not None]
-        probabilities = iter(self.probabilities(np.stack(inputs)) if inputs else [])
+        batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)[..., None] if inputs else None
+        probabilities = iter(self._forward(batch) if inputs else [])
+        likeness = iter(self.gate.likeness(batch) if inputs and self.gate else [])
         readings = []
         for p in prepared:
             if p.image is None:
@@ -75,7 +80,11 @@ class Recognizer:
             probs = calibrated(next(probabilities), self.calibration.temperature)
             closest = int(np.argmax(probs))
             kind = verdict(probs, self.calibration.threshold)
+            reason = None if kind == DIGIT else refusal_reason(kind, probs)
+            digit_likeness = float(next(likeness)) if self.gate else None
+            if self.gate and not self.gate.admits(digit_likeness):  # the gate's word comes first
+                kind, reason = NOT_A_DIGIT, gate_reason(digit_likeness)
             readings.append(Reading(closest if kind == DIGIT else None, float(probs[closest]),
-                                    tuple(float(v) for v in probs), None if kind == DIGIT else refusal_reason(kind, probs),
-                                    p.image, p.box, kind, closest))
+                                    tuple(float(v) for v in probs), reason, p.image, p.box, kind, closest,
+                                    digit_likeness))
         return readings

@@ -61,6 +61,8 @@ def reading_json(path: str, reading) -> dict:
     else:
         result["confidence"] = round(reading.confidence, 6)
     result["probabilities"] = [round(p, 6) for p in reading.probabilities]
+    if reading.digit_likeness is not None:
+        result["digit_likeness"] = round(reading.digit_likeness, 6)
     return result
 
 
@@ -69,6 +71,8 @@ def _piece(reading) -> dict:
              "box": list(reading.box)}
     if reading.refused:
         piece["closest"] = _closest(reading)
+    if reading.digit_likeness is not None:
+        piece["digit_likeness"] = round(reading.digit_likeness, 6)
     return piece
 
 

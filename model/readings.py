@@ -26,6 +26,7 @@ class Reading:
     box: tuple[int, int, int, int] | None = None
     verdict: str = EMPTY
     closest: int | None = None  # the likeliest digit, claimed or not
+    digit_likeness: float | None = None  # the gate's score (model.gate); None without a gate
 
     @property
     def refused(self) -> bool:

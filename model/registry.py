@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path
+from model.gate import gate_path
 from model.card import TEST_SPLIT, ModelCard, checked_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,19 +137,27 @@ class Registry:
             with contextlib.suppress(ModelFileError, ValueError):
                 yield self.get(name)
 
-    def add(self, model_path: Path) -> ModelVersion:
+    def add(self, model_path: Path, gate_from: Path | None = None) -> ModelVersion:
         """Copy a trained model and its companion files in, as a new inactive version.
 
-        Adding the same model again (same version, same SHA-256) returns the stored one; a different model
-        under a name that is taken is refused, never silently dropped."""
+        A model without a gate of its own (model.gate) takes the one beside `gate_from`, if that has one: a
+        retrained reader keeps the gate of the model it replaces. Adding the same model again (same version,
+        same SHA-256) returns the stored one; a different model under a name that is taken is refused, never
+        silently dropped."""
         model_path = Path(model_path)
         card = ModelCard.read(model_path)
         target = self.root / card.version
         staging = self.root / f".{card.version}.incoming-{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
         try:
-            for companion in model_path.parent.glob(f"{model_path.stem}.*"):
-                shutil.copy2(companion, staging / companion.name.replace(model_path.stem, Path(MODEL_FILE).stem, 1))
+            sources = [model_path]
+            if gate_from is not None and not gate_path(model_path).exists() and gate_path(gate_from).exists():
+                sources.append(gate_path(gate_from))
+            for source in sources:
+                for companion in source.parent.glob(f"{source.stem}.*"):
+                    name = companion.name.replace(model_path.stem if source == model_path else Path(gate_from).stem,
+                                                  Path(MODEL_FILE).stem, 1)
+                    shutil.copy2(companion, staging / name)
             with self._locked():
                 if target.exists():
                     stored = ModelCard.read(target / MODEL_FILE)

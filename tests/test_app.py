@@ -168,6 +168,11 @@ def test_sidebar_shows_the_active_model(canvas):
     text = " ".join(md.value for md in at.sidebar.markdown)
     assert "shipped" in text and "MNIST test accuracy" in text
     assert at.sidebar.button(key="train_start") is not None
+    from model.artifacts import SHIPPED_MODEL
+    from model.gate import Gate
+
+    gate = Gate.beside(SHIPPED_MODEL)  # the sidebar says whether a gate decides what is not a digit, and which
+    assert (f"Gate: **{gate.card.version}**" if gate else "No gate: the reader's own confidence") in text
 
 
 def test_second_training_start_is_refused(canvas, monkeypatch):

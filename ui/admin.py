@@ -9,6 +9,7 @@ import streamlit as st
 
 from model.artifacts import ModelFileError
 from model.card import HEADLINE, is_percent
+from model.gate import Gate
 from model.registry import SHIPPED_VERSION, ModelVersion, Registry
 from services.corrections import CorrectionStore
 from services.versions import metric_rows, summary
@@ -41,7 +42,7 @@ def admin_gate(setting: AdminSetting) -> bool:
     return unlocked
 
 
-def model_summary(active: ModelVersion) -> None:
+def model_summary(active: ModelVersion, gate: Gate | None) -> None:
     card = active.card
     st.subheader("Active model")
     accuracy = f"{card.test_accuracy:.2%}" if card.test_accuracy is not None else "not measured"
@@ -49,7 +50,9 @@ def model_summary(active: ModelVersion) -> None:
     st.markdown(
         f"**{active.version}** · {card.architecture} CNN  \n"
         f"MNIST test accuracy: **{accuracy}**  \n"
-        f"Trained {(card.created or '?')[:16].replace('T', ' ')} on {card.trained_on}{origin}"
+        f"Trained {(card.created or '?')[:16].replace('T', ' ')} on {card.trained_on}{origin}  \n"
+        + (f"Gate: **{gate.card.version}**, says \"not a digit\" below a digit-likeness of {gate.threshold:.0%}"
+           if gate else "No gate: the reader's own confidence decides what is not a digit")
     )
 
 

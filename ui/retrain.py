@@ -107,7 +107,8 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
     keep = keep_column.button("Keep current", key="train_keep", disabled=not admin)
     if (promote and confirmed or keep) and admin:
         try:
-            stored = registry.add(state.model_path)  # the model shown above, or an error: never another one
+            # the model shown above (with the active one's gate if it has none), or an error: never another one
+            stored = registry.add(state.model_path, gate_from=active.path)
             if promote:
                 registry.activate(stored.version)
         except ModelFileError as error:
