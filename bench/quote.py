@@ -65,6 +65,7 @@ def measured(*names: str) -> str:
 
 def readme_results() -> str:
     trust, robust, latency = results("trust")["sets"], results("robustness")["results"], results("latency")
+    gated = "gate_versus_reader_alone" in latency  # the shipped model has a gate: one prediction runs both
     png = results("mnist_png_accuracy")
     test = card()["metrics"]["test_mnist"]
     ours = latency["methods"][latency["ours"]]
@@ -95,7 +96,7 @@ def readme_results() -> str:
          "`bench/trust.py`"],
         [f"blank canvases, blank paper, noise ({robust['empty']['n']})",
          f"**{pct(robust['empty']['accuracy'], 0)}** given no digit", "`bench/robustness.py`"],
-        ["one prediction in process (preprocessing + LiteRT)",
+        ["one prediction in process (preprocessing + LiteRT" + (", reader and gate)" if gated else ")"),
          f"p50 **{ours['p50_ms']:.2f} ms**: **{latency['speedup_vs_fastest_tensorflow']:.1f}x** the fastest "
          f"TensorFlow path ({latency['fastest_tensorflow']}), {latency['speedup_vs_model_predict']:.0f}x "
          "`model.predict`, same run", "`bench/latency.py`"],
@@ -107,6 +108,7 @@ def speed() -> str:
     latency, cli, app = results("latency"), results("cli_throughput"), results("app_speed")
     why, training, upload = results("why"), results("training_speed"), results("upload_memory")
     before = results("upload_memory_before")
+    gated = "gate_versus_reader_alone" in latency
     methods = latency["methods"]
     ours, fastest, predict = methods[latency["ours"]], methods[latency["fastest_tensorflow"]], \
         methods["model.predict (baseline)"]
@@ -118,7 +120,8 @@ def speed() -> str:
     float32, bf16 = training["runs"]["float32"], training["runs"]["bfloat16"]
     step = training["pipeline_step_seconds"]
     rows = [
-        ["**one prediction**, a 280x280 canvas drawing, preprocessing + model, in process (`bench/latency.py`, "
+        ["**one prediction**, a 280x280 canvas drawing, preprocessing + model" + (" (reader and gate; the TensorFlow "
+         "paths run the reader alone)" if gated else "") + ", in process (`bench/latency.py`, "
          f"{latency['date']})", f"p50 **{ours['p50_ms']:.2f} ms**, p95 {ours['p95_ms']:.2f} ms",
          f"the fastest TensorFlow path ({latency['fastest_tensorflow']}): p50 {fastest['p50_ms']:.2f} ms → "
          f"**{latency['speedup_vs_fastest_tensorflow']:.1f}x**; `model.predict` on one image: p50 "
@@ -177,6 +180,29 @@ def speed() -> str:
     return table(["what", "measured", "baseline, same run"], rows)
 
 
+def answer_latency() -> str:
+    """Pen-up to answer in Chromium, against the bare Streamlit floor of the same run, with where the time goes."""
+    data = results("answer_latency")
+    rows = []
+    for device, how in (("desktop", "mouse, 1400x1000"), ("phone", "touch, 390x844")):
+        if device not in data:
+            continue
+        figures = data[device]
+        floor = figures["floor"]["answer_ms"]["p50"]
+        rows.append([f"**{device}** ({how}): the floor, a bare page's click → metric", f"{floor:.0f} ms",
+                     f"{figures['floor']['answer_ms']['p90']:.0f} ms", "1.0x", ""])
+        for kind, label in (("digit", "one stroke → the digit"), ("number", "4th stroke → a 4-digit number"),
+                            ("why", "one stroke → the digit, *Why this digit?* on")):
+            f = figures[kind]
+            p50 = f["answer_ms"]["p50"]
+            rows.append([f"· {label}", f"**{p50:.0f} ms**", f"{f['answer_ms']['p90']:.0f} ms", f"{p50 / floor:.1f}x",
+                         f"sent {f['input_sent_ms']['p50']:.0f} ms, server run {f['server_ms']['p50']:.0f} ms, "
+                         f"{f['messages']['p50']:.0f} messages / {f['bytes']['p50'] / 1000:.1f} kB, "
+                         f"last message {f['rerun_end_ms']['p50']:.0f} ms, painted {f['painted_ms']['p50']:.0f} ms"])
+    return (table(["what (`bench/answer_latency.py`, " + data["date"] + f", {data['rounds']} rounds each)", "p50",
+                   "p90", "p50 / floor", "where the time goes (p50, from pen-up)"], rows))
+
+
 def number_losses() -> str:
     every = results("number_losses")["kinds"]["all"]
     return (f"{pct(every['right'])} read exactly; refused {pct(every['refused'])}, wrong digit count "
@@ -231,28 +257,28 @@ def trust_shipped() -> str:
     return table(["set", "n", "right / refused / wrong ≥ 90%", "ECE"], rows)
 
 
-def trust_tradeoff() -> str:
-    trust = results("trust")
-    sets = trust["sets"]
-    threshold = card()["calibration"]["threshold"]
-
-    def weighted(keys):
-        return sum(sets[k]["refused"] * sets[k]["n"] for k in keys) / sum(sets[k]["n"] for k in keys)
-
-    chosen = {"threshold": threshold, "non_digits_refused": weighted(NON_DIGIT_SETS),
-              "usps_refused": (sets["usps_photo"]["refused"] + sets["usps_canvas"]["refused"]) / 2,
-              "mnist_refused": sets["mnist_test"]["refused"]}
-    points = sorted([p for p in trust["trade_off"] if abs(p["threshold"] - threshold) > 0.005] + [chosen],
-                    key=lambda p: p["threshold"])
+def _curve(points: list[dict], chosen: float) -> str:
+    """A threshold's trade-off: what it refuses of non-digits and of real digits, the one in use in bold."""
     rows = []
     for point in points:
-        cells = [f"{point['threshold']:.2f}", pct(point["non_digits_refused"], 1), pct(point["usps_refused"]),
-                 pct(point["mnist_refused"])]
-        if point is chosen:
-            cells = [f"**{cells[0]} (chosen)**", *(f"**{c}**" for c in cells[1:])]
+        cells = [f"{point['threshold']:.3f}", pct(point["non_digits_refused"], 1), pct(point["usps_refused"]),
+                 pct(point["mnist_refused"]), pct(point["ardis_refused"])]
+        if abs(point["threshold"] - chosen) < 1e-9:
+            cells = [f"**{cells[0]} (in use)**", *(f"**{c}**" for c in cells[1:])]
         rows.append(cells)
     return table(["threshold", "non-digits refused (Omniglot both ways + generated)", "USPS refused",
-                  "MNIST test refused"], rows)
+                  "MNIST test refused", "ARDIS held out refused"], rows)
+
+
+def trust_tradeoff() -> str:
+    """The reader's threshold on its calibrated confidence, alone (the gate's refusals are not in it)."""
+    return _curve(results("trust")["trade_off"], card()["calibration"]["threshold"])
+
+
+def gate_tradeoff() -> str:
+    """The gate's threshold on its digit-likeness, alone (the reader's refusals are not in it)."""
+    gate = results("trust")["gate"]
+    return _curve(gate["trade_off"], gate["threshold"])
 
 
 def finetune() -> str:
@@ -318,6 +344,10 @@ FIGURES: dict[str, Callable[[], str]] = {
                                     ("usps_canvas", "USPS canvas"), ("continental", "continental"))),
     "finetune-date": lambda: results("feedback_finetune")["date"],
     "distributed-date": lambda: results("distributed")["date"],
+    "gate-threshold": lambda: f"{results('trust')['gate']['threshold']:.3f}",
+    "gate-latency": lambda: (lambda g: f"p50 {g['ours_p50_ms']:.2f} ms with the gate, {g['previous_p50_ms']:.2f} ms "
+                                       f"for the reader alone: {g['ratio']:.2f}x")(
+        results("latency")["gate_versus_reader_alone"]),
     "browser-canvas": lambda: (lambda b: f"{b['correct']} of {b['digits']} read right ({pct(b['accuracy'], 0)})"
                                f"; from releasing the mouse to the prediction appearing: median "
                                f"{b['stroke_to_result_seconds']['median']:.2f} s, p95 "
@@ -326,7 +356,8 @@ FIGURES: dict[str, Callable[[], str]] = {
 TABLES: dict[str, Callable[[], str]] = {
     "readme-results": readme_results, "speed": speed, "robustness": robustness, "trust-shipped": trust_shipped,
     "trust-tradeoff": trust_tradeoff, "finetune": finetune, "distributed": distributed,
-    "results-models": results_models,
+    "results-models": results_models, "answer-latency": answer_latency,
+    "gate-tradeoff": gate_tradeoff,
 }
 
 

@@ -152,7 +152,7 @@ WRONG_CONFIDENT_MAX = 0.005
 ECE_MAX = 0.02
 READER_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 # The gate's digit-likeness spreads over the top: a non-digit it knows scores 0.2-0.6, a digit 0.99+.
-GATE_THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+GATE_THRESHOLDS = (0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
 
 
 def usps(limit: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -320,8 +320,9 @@ def main() -> int:
               f"{row['wrong_confident']:11.2%} "
               f"{ece:>7}  {'ok' if not missed[name] else 'MISSED: ' + '; '.join(missed[name])}")
     print(f"rendered and read in {time.perf_counter() - started:.0f} s")
-    curve = trade_off(confidences)
-    gate_curve = trade_off(likeness, GATE_THRESHOLDS) if recognizer.gate else None
+    # each curve with the threshold in use among its points
+    curve = trade_off(confidences, sorted({*READER_THRESHOLDS, recognizer.calibration.threshold}))
+    gate_curve = trade_off(likeness, sorted({*GATE_THRESHOLDS, recognizer.gate.threshold})) if recognizer.gate else None
     for title, points in (("the reader's calibrated confidence", curve), ("the gate's digit-likeness", gate_curve)):
         if points is None:
             continue

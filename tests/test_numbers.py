@@ -86,6 +86,8 @@ def test_multi_command_output(recognizer, mnist_sample, tmp_path):
     assert first["path"] == str(path) and first["number"] == "1234"
     assert [d["digit"] for d in first["digits"]] == [1, 2, 3, 4]
     for digit in first["digits"]:
-        assert set(digit) == {"digit", "verdict", "confidence", "box"} and len(digit["box"]) == 4
+        gated = {"digit_likeness"} if recognizer.gate else set()  # the gate's score, when the model has one
+        assert set(digit) == {"digit", "verdict", "confidence", "box"} | gated and len(digit["box"]) == 4
         assert digit["verdict"] == "digit" and 0 < digit["confidence"] <= 1
+        assert all(0 <= digit[key] <= 1 for key in gated)
     assert second == {"path": str(blank), "number": None, "digits": [], "reason": second["reason"]} and second["reason"]

@@ -82,22 +82,23 @@ def held_out_sets(validation_x: np.ndarray, validation_y: np.ndarray, seed: int)
             "non_digits": (generated_non_digits(HELD_OUT, rng, (validation_x, validation_y)), None)}
 
 
-def calibrate(predict, sets: dict, diagram: Path | None = None) -> dict:
-    """Fit the temperature and the threshold; `predict` maps (N, 28, 28) uint8 to (N, 10) probabilities."""
+def calibrate(predict, sets: dict, budget: float = REFUSAL_BUDGET, diagram: Path | None = None) -> dict:
+    """Fit the temperature and the threshold (refusing at most `budget` of the held-out MNIST digits);
+    `predict` maps (N, 28, 28) uint8 to (N, 10) probabilities."""
     raw = {name: predict(x) for name, (x, _) in sets.items()}
     digit_sets = [name for name, (_, y) in sets.items() if y is not None]
     probabilities = np.concatenate([raw[n] for n in digit_sets])
     labels = np.concatenate([sets[n][1] for n in digit_sets])
     temperature = fit_temperature(probabilities, labels)
     scaled = {name: calibrated(p, temperature) for name, p in raw.items()}
-    threshold = choose_threshold(scaled["mnist"].max(axis=1))
+    threshold = choose_threshold(scaled["mnist"].max(axis=1), budget)
     before = calibrated(probabilities, 1.0)
     after = np.concatenate([scaled[n] for n in digit_sets])
     result = {
         "method": "temperature scaling",
         "temperature": round(temperature, 4),
         "threshold": round(threshold, 4),
-        "refusal_budget": REFUSAL_BUDGET,
+        "refusal_budget": budget,
         "fitted_on": {n: len(sets[n][0]) for n in sets},
         "ece_before": round(expected_calibration_error(before.max(1), before.argmax(1) == labels), 5),
         "ece": round(expected_calibration_error(after.max(1), after.argmax(1) == labels), 5),
@@ -116,22 +117,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("model") / "digits.keras")
+    parser.add_argument("--refusal-budget", type=float, default=None,
+                        help="share of held-out digits the threshold may refuse (default: the model's own config's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from model.artifacts import companion_path
     from model.card import ModelCard
     from model.inference import Recognizer
-    from training.data import load_dataset
-    from training.train import split_validation
+    from training.config import TrainConfig
+    from training.data import load_datasets
+    from training.train import make_datasets
 
     card = ModelCard.read(args.model)
-    config = card.config
-    train = load_dataset("mnist").train
-    _, validation = split_validation(train, int(config.get("validation_size", 5000)), int(config.get("seed", 42)))
-    recognizer = Recognizer(args.model)
-    sets = held_out_sets(validation.x, validation.y, int(config.get("seed", 42)))
-    calibration = calibrate(recognizer.probabilities, sets, companion_path(args.model, "reliability.png"))
+    config = TrainConfig.from_json(card.config)
+    # The model's own validation split (of every dataset it trained on, as training made it): never its training data.
+    datasets = load_datasets(config.data, config.data_dir, config.cache_dir, config.missing_data)
+    _, validation, _ = make_datasets(datasets, config)
+    recognizer = Recognizer(args.model, gate=False)
+    sets = held_out_sets(validation.x, validation.y, config.seed)
+    budget = config.refusal_budget if args.refusal_budget is None else args.refusal_budget
+    calibration = calibrate(recognizer.probabilities, sets, budget, companion_path(args.model, "reliability.png"))
     card.replace(calibration=calibration).write(args.model)
     print(f"Calibrated {args.model}: temperature {calibration['temperature']}, "
           f"threshold {calibration['threshold']}, ECE {calibration['ece']:.4f}")

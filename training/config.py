@@ -85,6 +85,9 @@ class TrainConfig:
                                       "small scans), per 55,000 training images (training.glyphs)")
     non_digits: int = option(0, "generated non-digits (letters, symbols, shapes, doodles) taught as 'no digit', "
                                 "per 55,000 training images (0: off)")
+    refusal_budget: float = option(0.0015, "share of held-out real digits the calibrated refusal threshold may "
+                                           "refuse (training.calibrate); a gate (training/recipes/gate.json) "
+                                           "takes a smaller one, as its refusals add to the reader's")
     mixed_precision: bool = option(False, "compute in bfloat16 where the CPU supports it "
                                           "(a fine-tune keeps its base model's precision)")
     strategy: str = option("none", "none: one device; mirrored: every GPU of this machine; "
@@ -151,6 +154,8 @@ class TrainConfig:
             problems.append("label_smoothing must be at least 0 and below 1")
         if not 0 <= self.blur <= 1 or not 0 <= self.stroke <= 1:
             problems.append("blur and stroke must be between 0 and 1")
+        if not 0 < self.refusal_budget < 0.5:
+            problems.append("refusal_budget must be a share between 0 and 0.5 (e.g. 0.0015)")
         if self.generated_digits < 0 or self.non_digits < 0 or self.aspect < 0 or not 0 <= self.fat_pen <= 3:
             problems.append("generated_digits, non_digits and aspect must be 0 (off) or positive; fat_pen 0 to 3")
         if self.elastic < 0:

@@ -446,7 +446,7 @@ def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, histo
                                           "the MNIST test figure may be optimistic")
         staged = work / output.name
         calibration = calibrate(probabilities, held_out_sets(*_arrays(inputs.validation), config.seed),
-                                companion_path(staged, "reliability.png"))
+                                config.refusal_budget, companion_path(staged, "reliability.png"))
         model.save(staged)
         lite_export = convert(model)  # the fast path the app and the CLI read with, without TensorFlow
         now = dt.datetime.now(dt.timezone.utc)
