@@ -18,10 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from model.artifacts import companion_path
-from model.card import ModelCard
 from model.confidence import Calibration, calibrated
-from model.lite import LiteModel, convert
-from model.loading import load_model, read_lite_export, verify_model_file
+from model.loading import open_fast_path
 
 GATE_KIND = "gate.keras"  # digits.keras -> digits.gate.keras
 
@@ -36,11 +34,7 @@ class Gate:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.card: ModelCard = verify_model_file(self.path)
-        exported = read_lite_export(self.path, self.card)
-        if exported is None:  # no export beside it: convert now (needs TensorFlow, seconds)
-            exported = convert(load_model(self.path, verify=False))
-        self._forward = LiteModel(exported)
+        self.card, self._forward, _ = open_fast_path(self.path)
         self.calibration = Calibration.from_card(self.card.calibration)
 
     @classmethod

@@ -10,8 +10,7 @@ from model.artifacts import SHIPPED_MODEL
 from model.confidence import DIGIT, NOT_A_DIGIT, Calibration, calibrated, refusal_reason, verdict
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.gate import Gate, gate_reason
-from model.lite import LiteModel, convert
-from model.loading import load_model, read_lite_export, verify_model_file
+from model.loading import load_model, open_fast_path
 from model.number import read_number
 from model.preprocess import Preprocessed, preprocess
 from model.readings import NumberReading, Reading
@@ -23,13 +22,7 @@ class Recognizer:
     def __init__(self, model_path: Path = SHIPPED_MODEL, gate: bool = True):
         """`gate`: use the gate beside the reader, if it has one (False: the reader alone, to compare)."""
         self.model_path = Path(model_path)
-        self.card = verify_model_file(self.model_path)  # the file exists and matches its card
-        exported = read_lite_export(self.model_path, self.card)
-        self._keras = None
-        if exported is None:  # no export beside the model: convert it now (needs TensorFlow, seconds)
-            self._keras = load_model(self.model_path, verify=False)
-            exported = convert(self._keras)
-        self._forward = LiteModel(exported)
+        self.card, self._forward, self._keras = open_fast_path(self.model_path)
         self.calibration = Calibration.from_card(self.card.calibration)
         self.gate = Gate.beside(self.model_path) if gate else None
 
@@ -47,7 +40,7 @@ class Recognizer:
             raise ValueError(f"Expected (N, {INPUT_SIZE}, {INPUT_SIZE}) images, got {images.shape}.")
         if len(images) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
-        return self._forward(np.ascontiguousarray(images, dtype=np.float32)[..., None])
+        return self._forward(_batch(images))
 
     def read(self, image: np.ndarray) -> Reading:
         return self.read_many([image])[0]
@@ -69,7 +62,7 @@ class Recognizer:
 
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
         inputs = [p.image for p in prepared if p.image is not None]
-        batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)[..., None] if inputs else None
+        batch = _batch(np.stack(inputs)) if inputs else None
         probabilities = iter(self._forward(batch) if inputs else [])
         likeness = iter(self.gate.likeness(batch) if inputs and self.gate else [])
         readings = []
@@ -88,3 +81,8 @@ class Recognizer:
                                     tuple(float(v) for v in probs), reason, p.image, p.box, kind, closest,
                                     digit_likeness))
         return readings
+
+
+def _batch(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) model inputs -> the (N, 28, 28, 1) float32 batch both networks take."""
+    return np.ascontiguousarray(images, dtype=np.float32)[..., None]

@@ -55,3 +55,17 @@ def load_model(model_path: Path = SHIPPED_MODEL, verify: bool = True):
         return keras.saving.load_model(model_path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a broken archive
         raise ModelFileError(f"{model_path} could not be loaded as a Keras model: {error}") from error
+
+
+def open_fast_path(model_path: Path):
+    """A model's card and its LiteRT fast path, both checked; and the Keras model when the export was missing
+    and had to be made from it (needs TensorFlow, seconds), else None."""
+    from model.lite import LiteModel, convert
+
+    card = verify_model_file(model_path)  # the file exists and matches its card
+    exported = read_lite_export(model_path, card)
+    keras_model = None
+    if exported is None:
+        keras_model = load_model(model_path, verify=False)
+        exported = convert(keras_model)
+    return card, LiteModel(exported), keras_model

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from model.artifacts import SHIPPED_MODEL, ModelFileError, atomic_write_json, companion_path
-from model.gate import gate_path
 from model.card import TEST_SPLIT, ModelCard, checked_version
+from model.gate import gate_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_VERSION = "shipped"
@@ -150,14 +150,12 @@ class Registry:
         staging = self.root / f".{card.version}.incoming-{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
         try:
-            sources = [model_path]
+            copies = [(model_path, model_path.stem)]  # (a model file, the stem its companions' names start with)
             if gate_from is not None and not gate_path(model_path).exists() and gate_path(gate_from).exists():
-                sources.append(gate_path(gate_from))
-            for source in sources:
+                copies.append((gate_path(gate_from), Path(gate_from).stem))
+            for source, stem in copies:
                 for companion in source.parent.glob(f"{source.stem}.*"):
-                    name = companion.name.replace(model_path.stem if source == model_path else Path(gate_from).stem,
-                                                  Path(MODEL_FILE).stem, 1)
-                    shutil.copy2(companion, staging / name)
+                    shutil.copy2(companion, staging / companion.name.replace(stem, Path(MODEL_FILE).stem, 1))
             with self._locked():
                 if target.exists():
                     stored = ModelCard.read(target / MODEL_FILE)
