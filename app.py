@@ -16,7 +16,7 @@ from ui import state
 from ui.admin import admin_gate, corrections_panel, model_summary, versions_panel
 from ui.feedback import FeedbackTarget
 from ui.inputs import camera_input, decoded, draw_panel, example_input, upload_input
-from ui.resources import active_recognizer, admin_setting, correction_store, training_jobs, tune_interpreter
+from ui.resources import active_recognizer, admin_setting, open_correction_store, training_jobs, tune_interpreter
 from ui.results import read, read_mode, show_answer, show_details
 from ui.retrain import retrain_controls, training_panel
 
@@ -41,7 +41,7 @@ st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:", l
 tune_interpreter()
 registry = Registry()
 jobs = training_jobs()
-store = correction_store()
+store = open_correction_store()
 recognizer, active = active_recognizer(registry)
 
 with st.sidebar:

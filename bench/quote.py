@@ -301,6 +301,36 @@ def finetune() -> str:
                   "MNIST test (10,000)", "command, wall"], rows)
 
 
+def gate_feedback() -> str:
+    """Before → after a fine-tune of the gate on users' "not a digit" corrections of one doodle."""
+    bench = results("gate_feedback")
+    groups = {"doodles": "doodle", "non_digits": "non-digits", "digits": "digits"}
+    names = {"usps_photo": "USPS, photographed scans", "usps_canvas": "USPS, drawn again on the canvas",
+             "mnist_test": "MNIST test", "ardis_heldout": "ARDIS held out", "omniglot_canvas": "Omniglot, canvas",
+             "omniglot_photo": "Omniglot, photos", "generated_non_digits": "our generated non-digits"}
+    rows = []
+    for group, kind in groups.items():
+        for name, row in bench[group].items():
+            before, after = row["before"], row["after"]
+            label = names.get(name, name) + (f" (**taught**: {bench['corrections']} stored)"
+                                             if name == bench["doodle"] else "")
+            right = "–" if kind != "digits" else f"{pct(before['right'])} → {pct(after['right'])}"
+            places = 2 if kind == "digits" else 1
+            refused = f"{pct(before['refused'], places)} → **{pct(after['refused'], places)}**"
+            rows.append([label, kind, f"{before['n']:,}", refused, right])
+    return table(["set", "kind", "n", "refused, old gate → taught gate", "read right"], rows)
+
+
+def store_speed() -> str:
+    bench = results("store_speed")
+    names = {"sqlite": "SQLite (WAL, synchronous=FULL)", "postgresql": "PostgreSQL 15, local, fsync on"}
+    rows = [[names[name], f"{m['writes_per_second']:.0f}", f"{m['sidebar_ms']:.1f} ms"]
+            for name, m in bench["medians"].items()]
+    rows.append(["reading a digit (never touches the store), same run", "–", f"{bench['reading_ms']:.2f} ms"])
+    return table(["store", "corrections stored per second (one at a time, with a 280x280 drawing)",
+                  "what each app rerun asks (counts + latest 12), median"], rows)
+
+
 def distributed() -> str:
     bench = results("distributed")
     rows = []
@@ -344,6 +374,11 @@ FIGURES: dict[str, Callable[[], str]] = {
                                     ("usps_canvas", "USPS canvas"), ("continental", "continental"))),
     "finetune-date": lambda: results("feedback_finetune")["date"],
     "distributed-date": lambda: results("distributed")["date"],
+    "gate-feedback-date": lambda: results("gate_feedback")["date"],
+    "store-speed-date": lambda: results("store_speed")["date"],
+    "gate-feedback-summary": lambda: (lambda b: f"{b['fine_tune_seconds']:.0f} s; the gate's threshold "
+                                                f"{b['thresholds']['before']:.3f} → {b['thresholds']['after']:.3f}")(
+        results("gate_feedback")),
     "gate-threshold": lambda: f"{results('trust')['gate']['threshold']:.3f}",
     "gate-latency": lambda: (lambda g: f"p50 {g['ours_p50_ms']:.2f} ms with the gate, {g['previous_p50_ms']:.2f} ms "
                                        f"for the reader alone: {g['ratio']:.2f}x")(
@@ -357,7 +392,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "readme-results": readme_results, "speed": speed, "robustness": robustness, "trust-shipped": trust_shipped,
     "trust-tradeoff": trust_tradeoff, "finetune": finetune, "distributed": distributed,
     "results-models": results_models, "answer-latency": answer_latency,
-    "gate-tradeoff": gate_tradeoff,
+    "gate-tradeoff": gate_tradeoff, "gate-feedback": gate_feedback, "store-speed": store_speed,
 }
 
 

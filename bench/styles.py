@@ -64,6 +64,31 @@ CONTINENTAL = {
 }
 
 
+def _star_outline() -> list:
+    corners = [np.radians(i * 36 - 90) for i in range(11)]
+    return [[(0.5 + (0.5 if i % 2 == 0 else 0.2) * np.cos(a), 0.5 + (0.5 if i % 2 == 0 else 0.2) * np.sin(a))
+             for i, a in enumerate(corners)]]
+
+
+# Doodles people draw to try the app, in a unit box (x right, y down): drawn by bench/styles' own pen, not by
+# training.glyphs (whose star, house and heart the gate was trained on).
+DOODLES = {
+    "star": _star_outline(),
+    "house": [[(0.1, 1.0), (0.1, 0.45), (0.5, 0.05), (0.9, 0.45), (0.9, 1.0), (0.1, 1.0)],
+              [(0.4, 1.0), (0.4, 0.7), (0.6, 0.7), (0.6, 1.0)]],
+    "heart": [[(0.5, 0.3)] + _ring(0.27, 0.3, 0.23, 0.22, 0, -180, 20) + [(0.5, 0.98)],
+              [(0.5, 0.3)] + _ring(0.73, 0.3, 0.23, 0.22, 180, 360, 20) + [(0.5, 0.98)]],
+    "eye": [[(0.0, 0.5), (0.5, 0.2), (1.0, 0.5), (0.5, 0.8), (0.0, 0.5)], _ring(0.5, 0.5, 0.12, 0.12)],
+    "umbrella": [_ring(0.5, 0.45, 0.45, 0.4, 180, 360), [(0.05, 0.45), (0.95, 0.45)],
+                 [(0.5, 0.45), (0.5, 0.92)] + _ring(0.42, 0.92, 0.08, 0.07, 0, 180, 10)],
+    "cloud": [_ring(0.3, 0.55, 0.2, 0.2, 90, 270, 16) + _ring(0.5, 0.4, 0.22, 0.22, 180, 360, 16)
+              + _ring(0.72, 0.55, 0.2, 0.2, 270, 450, 16) + [(0.3, 0.75)]],
+    "tree": [[(0.5, 0.0), (0.1, 0.6), (0.9, 0.6), (0.5, 0.0)], [(0.45, 0.6), (0.45, 1.0), (0.55, 1.0), (0.55, 0.6)]],
+    "cat": [_ring(0.5, 0.55, 0.4, 0.4), [(0.15, 0.35), (0.2, 0.0), (0.4, 0.18)],
+            [(0.6, 0.18), (0.8, 0.0), (0.85, 0.35)]],
+}
+
+
 def _jittered(strokes: list, rng: np.random.Generator) -> list:
     """A template as one writer draws it: turned, slanted, narrower or wider, unsteady."""
     angle, slant = np.radians(rng.uniform(-10, 10)), rng.uniform(-0.25, 0.25)
@@ -93,6 +118,11 @@ def _small_scan(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     small = np.pad(small, tall // 2)
     big = cv2.resize(small, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)
     return (255 - np.clip(big, 0, 255)).astype(np.uint8)
+
+
+def doodle(name: str, rng: np.random.Generator) -> np.ndarray:
+    """One of DOODLES as a user draws it on the canvas."""
+    return _template_canvas(DOODLES[name], rng)
 
 
 def continental_set(rng: np.random.Generator, count: int) -> tuple[list[np.ndarray], list[int]]:

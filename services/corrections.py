@@ -1,17 +1,19 @@
-"""The corrections users send from the app: a labelled store in SQLite.
+"""The corrections users send from the app: a labelled store in SQLite or PostgreSQL.
 
-One file, ``<data dir>/corrections.sqlite3`` (``$DIGITS_DATA_DIR``, default
-``var/``), in WAL mode so that readers never block the writer and several
-sessions can write at once (each write waits its turn, up to a timeout).
+By default one SQLite file, ``<data dir>/corrections.sqlite3`` (``$DIGITS_DATA_DIR``, default ``var/``), in
+WAL mode so that readers never block the writer and several sessions can write at once (each write waits its
+turn, up to a timeout); ``synchronous=FULL`` makes every committed correction durable, even against a power
+cut. A deployment whose disk does not last, or with several servers, names a PostgreSQL database instead
+(services.database: ``DIGITS_DATABASE_URL`` or the secrets file); the queries are the same (services.schema).
 
 Images are BLOBs in the same row as their label, not files beside the
 database: a row is committed in one transaction, so a crash can never leave an
 image without its label or a label without its image, and backing the store
-up or moving it is copying one file. ``synchronous=FULL`` makes every
-committed correction durable, even against a power cut.
+up or moving it is copying one file (or one database).
 
 Each row holds the raw input as PNG (shrunk to at most RAW_MAX_SIDE pixels on
-its long side), the 28x28 model input, the true label, what the model said
+its long side), the 28x28 model input, the true label (a digit, or NOT_A_DIGIT when
+the user said it is no digit at all), what the model said
 and how sure it was, the model version, the time and the app session that
 sent it (a random id the app makes per browser session: no personal data).
 
@@ -25,23 +27,26 @@ Command line: ``python -m services.corrections {stats,sessions,export,delete}``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 import io
-import sqlite3
 import sys
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
 
-from model.constants import INPUT_SIZE, NUM_CLASSES
+from model.constants import INPUT_SIZE, NOT_A_DIGIT
 from model.images import encode_png
 from model.registry import data_dir
+from services.database import (BUSY_TIMEOUT_SECONDS, SQLITE_FILE, DatabaseSettingError, create_engine,
+                               database_url, describe, sqlite_url, writing)
+from services.schema import corrections, migrate, schema_version
 
-STORE_FILE = "corrections.sqlite3"
 RAW_MAX_SIDE = 1024  # a phone photo is kept at most this large: plenty to look at again, small to store
-BUSY_TIMEOUT_SECONDS = 60.0
+# What a failed write says (the database is down or restarting): no traceback, nothing half-stored.
+STORE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 SOURCES = ("canvas", "upload", "camera", "import")
 
 
@@ -72,38 +77,43 @@ class SessionSummary:
     first: str
     last: str
 
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS corrections (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created TEXT NOT NULL,
-    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
-    predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),
-    confidence REAL,
-    model_version TEXT NOT NULL,
-    source TEXT NOT NULL,
-    model_input BLOB NOT NULL CHECK (length(model_input) = {INPUT_SIZE * INPUT_SIZE}),
-    raw_png BLOB NOT NULL,
-    session TEXT
-);
-CREATE INDEX IF NOT EXISTS corrections_label ON corrections (label);
-"""
-# Stores made before the session column: added in place, older rows keep NULL.
-SESSION_MIGRATION = """
-ALTER TABLE corrections ADD COLUMN session TEXT;
-"""
-SESSION_INDEX = "CREATE INDEX IF NOT EXISTS corrections_session ON corrections (session, created);"
+
+def store_problem(error: Exception) -> str:
+    """What went wrong with the database, in one line (a driver's message, without SQLAlchemy's SQL and links)."""
+    return (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def label_name(label: int) -> str:
+    """How a label is shown: the digit, or "not a digit"."""
+    return "not a digit" if label == NOT_A_DIGIT else str(label)
 
 
 def default_store_path() -> Path:
-    return data_dir() / STORE_FILE
+    """The SQLite file used when no database is configured."""
+    return data_dir() / SQLITE_FILE
+
+
+def existing_store(where: Path | str | None = None) -> CorrectionStore | None:
+    """The store to read from, or None when nothing was ever sent (a SQLite file that does not exist yet:
+    reading must not make an empty one). `where`: as CorrectionStore's."""
+    where = _where(where) if where is not None else None
+    url = sqlite_url(where) if isinstance(where, Path) else make_url(where) if where else database_url()
+    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+        return None
+    return CorrectionStore(url)
+
+
+def _where(text: Path | str) -> Path | str:
+    """A store named on a command line: a database URL, or a SQLite file's path."""
+    return str(text) if "://" in str(text) else Path(text)
 
 
 @dataclasses.dataclass(frozen=True)
 class Correction:
     id: int
     created: str
-    label: int  # the true digit, as the user says
-    predicted: int | None  # what the model read
+    label: int  # the true digit, as the user says, or NOT_A_DIGIT
+    predicted: int | None  # what the model read (its closest digit)
     confidence: float | None
     model_version: str
     source: str
@@ -116,6 +126,11 @@ class Correction:
         """The user said the model was right."""
         return self.predicted == self.label
 
+    @property
+    def not_a_digit(self) -> bool:
+        """The user said it is no digit at all: it teaches the gate (model.gate), not the reader."""
+        return self.label == NOT_A_DIGIT
+
 
 @dataclasses.dataclass(frozen=True)
 class Samples:
@@ -123,7 +138,7 @@ class Samples:
 
     ids: np.ndarray  # (N,) int64
     x: np.ndarray  # (N, 28, 28) uint8
-    y: np.ndarray  # (N,) uint8
+    y: np.ndarray  # (N,) uint8: the digit, or NOT_A_DIGIT
     predicted: np.ndarray  # (N,) int8, -1 where unknown
     confidence: np.ndarray  # (N,) float32, NaN where unknown
     model_version: np.ndarray  # (N,) str
@@ -134,42 +149,25 @@ class Samples:
 
 
 class CorrectionStore:
-    """Safe to use from many threads and processes: every call opens its own connection."""
+    """Safe to use from many threads and processes; every call is its own transaction.
 
-    def __init__(self, path: Path | None = None, timeout: float = BUSY_TIMEOUT_SECONDS,
+    `where`: a SQLite file (a Path), a database URL, or None for the configured one (services.database)."""
+
+    def __init__(self, where: Path | str | URL | None = None, timeout: float = BUSY_TIMEOUT_SECONDS,
                  limits: Limits | None = None):
-        self.path = Path(path) if path else default_store_path()
-        self.timeout = timeout
+        where = _where(where) if isinstance(where, str) else where
+        self.url = sqlite_url(where) if isinstance(where, Path) else make_url(where) if where else database_url()
         self.limits = limits or DEFAULT_LIMITS
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # stored in the file: set once, every connection uses it
-            db.executescript(SCHEMA)
-            if "session" not in {row[1] for row in db.execute("PRAGMA table_info(corrections)")}:
-                with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
-                    db.executescript(SESSION_MIGRATION)
-            db.execute(SESSION_INDEX)
+        self.engine = create_engine(self.url, timeout)
+        migrate(self.engine)
 
-    @contextlib.contextmanager
-    def _connection(self):
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a write is exactly one transaction.
-        db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        try:
-            db.execute("PRAGMA synchronous=FULL")  # per connection: fsync every commit
-            yield db
-        finally:
-            db.close()
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, if the store is one."""
+        return Path(self.url.database) if self.url.get_backend_name() == "sqlite" else None
 
-    @contextlib.contextmanager
-    def _transaction(self):
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def __str__(self) -> str:
+        return describe(self.url)
 
     def add(self, label: int, model_input: np.ndarray, raw: np.ndarray | bytes, predicted: int | None,
             confidence: float | None, model_version: str, source: str = "canvas", session: str | None = None) -> int:
@@ -186,28 +184,29 @@ class CorrectionStore:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
         now = dt.datetime.now(dt.timezone.utc)
         created = now.isoformat(timespec="milliseconds")
-        rows = [(created, *_checked(*sample), model_version, source, session) for sample in samples]
-        with self._transaction() as db:  # the checks and the insert in one transaction: no race past a limit
+        rows = [{"created": created, **_checked(*sample), "model_version": model_version, "source": source,
+                 "session": session} for sample in samples]
+        with writing(self.engine) as db, db.begin():  # the checks and the insert in one transaction
+            # writers take turns (SQLite: its write lock; PostgreSQL: this row's), so no two pass a limit together
+            db.execute(sa.select(schema_version).with_for_update())
             self._check_limits(db, rows, session, now)
-            return [int(db.execute(
-                "INSERT INTO corrections (created, label, model_input, raw_png, predicted, confidence, model_version, "
-                "source, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid) for row in rows]
+            return [db.execute(corrections.insert().values(row).returning(corrections.c.id)).scalar_one()
+                    for row in rows]
 
-    def _check_limits(self, db, rows: list[tuple], session: str | None, now: dt.datetime) -> None:
-        limits = self.limits
+    def _check_limits(self, db, rows: list[dict], session: str | None, now: dt.datetime) -> None:
+        limits, c = self.limits, corrections.c
         if session is not None:
             since = (now - dt.timedelta(seconds=limits.window_seconds)).isoformat(timespec="milliseconds")
-            sent = db.execute("SELECT count(*) FROM corrections WHERE session = ? AND created >= ?",
-                              (session, since)).fetchone()[0]
+            sent = db.execute(sa.select(sa.func.count()).where(c.session == session, c.created >= since)).scalar_one()
             if sent + len(rows) > limits.per_session:
                 minutes = limits.window_seconds // 60
                 raise CorrectionLimitError(
                     f"Not stored: this session has sent {sent} corrections in the last {minutes} minutes, and one "
                     f"session may send {limits.per_session}. Thank you: please try again later. Everything you "
                     "sent before is kept.")
-        count, size = db.execute("SELECT count(*), coalesce(sum(length(raw_png) + length(model_input)), 0) "
-                                 "FROM corrections").fetchone()
-        adding = sum(len(row[3]) + len(row[2]) for row in rows)
+        count, size = db.execute(sa.select(sa.func.count(), sa.func.coalesce(
+            sa.func.sum(sa.func.length(c.raw_png) + sa.func.length(c.model_input)), 0))).one()
+        adding = sum(len(row["raw_png"]) + len(row["model_input"]) for row in rows)
         if count + len(rows) > limits.max_samples or size + adding > limits.max_megabytes * 2**20:
             raise CorrectionLimitError(
                 f"Not stored: the corrections store is full ({count:,} samples, {size / 2**20:,.0f} MB; it takes "
@@ -216,51 +215,56 @@ class CorrectionStore:
 
     def delete(self, correction_id: int) -> bool:
         """Remove one sample; False if there was none with that id."""
-        with self._transaction() as db:
-            return db.execute("DELETE FROM corrections WHERE id = ?", (int(correction_id),)).rowcount == 1
+        with writing(self.engine) as db, db.begin():
+            return db.execute(corrections.delete().where(corrections.c.id == int(correction_id))).rowcount == 1
 
     def delete_session(self, session: str | None) -> int:
         """Remove everything one app session sent (a bad batch); returns how many samples went."""
-        with self._transaction() as db:
-            return db.execute("DELETE FROM corrections WHERE session IS ?", (session,)).rowcount
+        with writing(self.engine) as db, db.begin():
+            return db.execute(corrections.delete().where(
+                corrections.c.session.is_not_distinct_from(session))).rowcount
 
     def sessions(self) -> list[SessionSummary]:
         """Who sent what, most recent first: each app session's count and time span (no personal data)."""
-        with self._connection() as db:
-            rows = db.execute("SELECT session, count(*), sum(predicted IS NOT label), min(created), max(created) "
-                              "FROM corrections GROUP BY session ORDER BY max(created) DESC").fetchall()
-        return [SessionSummary(*row) for row in rows]
+        c = corrections.c
+        corrected = sa.func.sum(sa.case((c.predicted.is_distinct_from(c.label), 1), else_=0))
+        query = (sa.select(c.session, sa.func.count(), corrected, sa.func.min(c.created), sa.func.max(c.created))
+                 .group_by(c.session).order_by(sa.func.max(c.created).desc()))
+        with self.engine.connect() as db:
+            return [SessionSummary(*row) for row in db.execute(query)]
 
     def __len__(self) -> int:
-        with self._connection() as db:
-            return int(db.execute("SELECT count(*) FROM corrections").fetchone()[0])
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sa.func.count()).select_from(corrections)).scalar_one()
 
     def counts(self) -> dict[str, list[int]]:
-        """Per digit (by true label): how many were corrections and how many confirmed the model."""
-        counts = {"corrected": [0] * NUM_CLASSES, "confirmed": [0] * NUM_CLASSES}
-        with self._connection() as db:
-            for label, confirmed, count in db.execute(
-                    "SELECT label, predicted IS label, count(*) FROM corrections GROUP BY label, predicted IS label"):
-                counts["confirmed" if confirmed else "corrected"][label] += count
+        """Per label (a digit, then NOT_A_DIGIT last): how many were corrections and how many confirmed the model."""
+        counts = {"corrected": [0] * (NOT_A_DIGIT + 1), "confirmed": [0] * (NOT_A_DIGIT + 1)}
+        c = corrections.c
+        confirmed = c.predicted.is_not_distinct_from(c.label)
+        with self.engine.connect() as db:
+            for label, was_confirmed, count in db.execute(
+                    sa.select(c.label, confirmed, sa.func.count()).group_by(c.label, confirmed)):
+                counts["confirmed" if was_confirmed else "corrected"][label] += count
         return counts
 
     def get(self, correction_id: int) -> Correction | None:
-        rows = self._select("WHERE id = ?", (int(correction_id),))
+        rows = self._select(sa.select(*ROW).where(corrections.c.id == int(correction_id)))
         return rows[0] if rows else None
 
     def recent(self, limit: int = 12) -> list[Correction]:
-        return self._select("ORDER BY id DESC LIMIT ?", (int(limit),))
+        return self._select(sa.select(*ROW).order_by(corrections.c.id.desc()).limit(int(limit)))
 
-    def _select(self, clause: str, parameters: tuple) -> list[Correction]:
-        with self._connection() as db:
-            rows = db.execute("SELECT id, created, label, predicted, confidence, model_version, source, model_input, "
-                              f"raw_png, session FROM corrections {clause}", parameters).fetchall()
-        return [Correction(*row[:7], _image(row[7]), *row[8:]) for row in rows]
+    def _select(self, query) -> list[Correction]:
+        with self.engine.connect() as db:
+            rows = db.execute(query).all()
+        return [Correction(*row[:7], _image(row[7]), bytes(row[8]), row[9]) for row in rows]
 
     def samples(self) -> Samples:
-        with self._connection() as db:
-            rows = db.execute("SELECT id, label, predicted, confidence, model_version, created, model_input "
-                              "FROM corrections ORDER BY id").fetchall()
+        c = corrections.c
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(c.id, c.label, c.predicted, c.confidence, c.model_version, c.created,
+                                        c.model_input).order_by(c.id)).all()
         return Samples(
             ids=np.array([r[0] for r in rows], np.int64),
             x=np.stack([_image(r[6]) for r in rows]) if rows else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8),
@@ -272,40 +276,53 @@ class CorrectionStore:
         )
 
     def export_npz(self) -> bytes:
-        """The whole store as a dataset: x (N, 28, 28) uint8 white on black, y, and what the model said."""
+        """The whole store as a dataset: x (N, 28, 28) uint8 white on black, y, and what the model said.
+        `kind` says "digit" or "not_a_digit" of each (y is NOT_A_DIGIT, 10, for the second)."""
         samples = self.samples()
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **dataclasses.asdict(samples))
+        kind = np.where(samples.y == NOT_A_DIGIT, "not_a_digit", "digit")
+        np.savez_compressed(buffer, **dataclasses.asdict(samples), kind=kind)
         return buffer.getvalue()
 
     def integrity(self) -> str:
-        with self._connection() as db:
-            return db.execute("PRAGMA integrity_check").fetchone()[0]
+        """SQLite's own check of the file ("ok"); a server database checks itself."""
+        if self.path is None:
+            return "ok"
+        with self.engine.connect() as db:
+            return db.exec_driver_sql("PRAGMA integrity_check").scalar_one()
+
+
+# A Correction's fields, in order
+ROW = [corrections.c[name] for name in ("id", "created", "label", "predicted", "confidence", "model_version",
+                                        "source", "model_input", "raw_png", "session")]
 
 
 def _checked(label: int, model_input: np.ndarray, raw: np.ndarray | bytes, predicted: int | None,
-             confidence: float | None) -> tuple:
+             confidence: float | None) -> dict:
     """One sample's column values, or ValueError saying what is wrong with it."""
-    if not 0 <= int(label) < NUM_CLASSES:
-        raise ValueError(f"label must be a digit 0-9, got {label!r}.")
+    if not 0 <= int(label) <= NOT_A_DIGIT:
+        raise ValueError(f"label must be a digit 0-9, or {NOT_A_DIGIT} for not a digit; got {label!r}.")
     model_input = np.asarray(model_input)
     if model_input.shape != (INPUT_SIZE, INPUT_SIZE):
         raise ValueError(f"model_input must be {INPUT_SIZE}x{INPUT_SIZE}, got {model_input.shape}.")
     raw_png = raw if isinstance(raw, bytes) else encode_png(raw, RAW_MAX_SIDE)
-    return (int(label), np.ascontiguousarray(model_input, dtype=np.uint8).tobytes(), raw_png,
-            None if predicted is None else int(predicted), None if confidence is None else float(confidence))
+    return {"label": int(label), "model_input": np.ascontiguousarray(model_input, dtype=np.uint8).tobytes(),
+            "raw_png": raw_png, "predicted": None if predicted is None else int(predicted),
+            "confidence": None if confidence is None else float(confidence)}
 
 
 def _image(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, np.uint8).reshape(INPUT_SIZE, INPUT_SIZE)
+    return np.frombuffer(bytes(blob), np.uint8).reshape(INPUT_SIZE, INPUT_SIZE)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.corrections",
                                      description="Look at, export or prune the corrections users sent from the app.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--store", type=Path, default=default_store_path(),
-                        help="the SQLite store (set DIGITS_DATA_DIR to move the default)")
+    parser.add_argument("--store", type=_where, default=None,
+                        help="a SQLite file or a database URL (default: the configured database, "
+                             "services/database.py: DIGITS_DATABASE_URL, the secrets file, else "
+                             "$DIGITS_DATA_DIR/corrections.sqlite3)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("stats", help="how many samples per digit")
     commands.add_parser("sessions", help="who sent what: each app session's samples and when (no personal data)")
@@ -316,17 +333,22 @@ def main(argv=None) -> int:
     delete.add_argument("--session", help="the session id that `sessions` lists ('-' for samples without one)")
     args = parser.parse_args(argv)
 
-    if not args.store.exists():
-        print(f"error: there is no corrections store at {args.store}. Corrections sent from the app are stored "
-              "there; set DIGITS_DATA_DIR or pass --store.", file=sys.stderr)
+    try:
+        store = existing_store(args.store)
+    except (DatabaseSettingError, *STORE_ERRORS) as error:
+        print(f"error: the corrections store cannot be opened: {error}", file=sys.stderr)
         return 1
-    store = CorrectionStore(args.store)
+    if store is None:
+        print(f"error: there is no corrections store at {args.store or default_store_path()}. Corrections sent "
+              "from the app are stored there; set DIGITS_DATA_DIR or DIGITS_DATABASE_URL, or pass --store.",
+              file=sys.stderr)
+        return 1
     if args.command == "stats":
         counts = store.counts()
-        print(f"{len(store)} samples in {args.store}")
-        print("digit  corrected  confirmed")
-        for digit in range(NUM_CLASSES):
-            print(f"{digit:>5}  {counts['corrected'][digit]:>9}  {counts['confirmed'][digit]:>9}")
+        print(f"{len(store)} samples in {store}")
+        print("label        corrected  confirmed")
+        for label in range(NOT_A_DIGIT + 1):
+            print(f"{label_name(label):>11}  {counts['corrected'][label]:>9}  {counts['confirmed'][label]:>9}")
     elif args.command == "sessions":
         print("session                           samples  corrected  first                          last")
         for row in store.sessions():

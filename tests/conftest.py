@@ -47,6 +47,38 @@ def _own_data_dir(monkeypatch, tmp_path_factory):
     """Registry, runs and corrections of a test live in its own folder: never in the checkout's var/, nor in the
     folder a shell that runs the tests exports as DIGITS_DATA_DIR (a real deployment's, perhaps)."""
     monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    # nor in a database the shell or a secrets file names: the default store is the folder's SQLite file
+    monkeypatch.delenv("DIGITS_DATABASE_URL", raising=False)
+    monkeypatch.setattr("services.database.secrets_files", lambda: [])
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (tests/postgres.py). Without PostgreSQL installed its tests are skipped,
+    saying so; in CI (REQUIRE_POSTGRES) that is a failure, as a missing browser is."""
+    from tests.postgres import PostgresServer, server_programs
+
+    programs = server_programs()
+    if programs is None:
+        if os.environ.get("REQUIRE_POSTGRES"):
+            raise RuntimeError("REQUIRE_POSTGRES is set but PostgreSQL is not installed (no initdb): "
+                               "apt-get install postgresql")
+        pytest.skip("PostgreSQL is not installed (no initdb): the store's PostgreSQL tests are skipped. "
+                    "apt-get install postgresql to run them.")
+    server = PostgresServer(programs)
+    server.start()
+    yield server
+    server.stop()
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """Where a store test keeps its corrections, once per backend: a SQLite file's path, or a new PostgreSQL
+    database's URL (as a string, as DIGITS_DATABASE_URL gives it)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "c.sqlite3")
+    return request.getfixturevalue("postgres").new_database()
 
 
 @pytest.fixture

@@ -254,6 +254,21 @@ def test_right_and_wrong_store_the_sample_and_undo_removes_it(canvas, mnist_samp
     assert "Corrections (1 stored)" in " ".join(e.label for e in at.sidebar.expander)
 
 
+def test_wrong_offers_not_a_digit_and_stores_it_for_the_gate(canvas, mnist_sample):
+    from model.constants import NOT_A_DIGIT
+
+    x, _ = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    pills = at.button_group(key="feedback_canvas_digit")
+    assert "not a digit" in [pills.format_func(option) for option in pills.options]
+    pills.set_value(NOT_A_DIGIT).run()
+    assert not at.exception
+    (stored,) = _store().recent()
+    assert stored.not_a_digit and stored.label == NOT_A_DIGIT and stored.predicted is not None
+    assert any("Saved as not a digit" in s.value for s in at.success)
+
+
 def test_a_wrong_number_is_corrected_digit_by_digit(canvas, mnist_sample):
     x, y = mnist_sample
     canvas.image = _two_digits_canvas(x, 5, 12)

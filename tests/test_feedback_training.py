@@ -124,3 +124,78 @@ def test_the_training_command_reports_before_and_after_and_registers(tmp_path, m
     assert main(["--fine-tune", "--feedback", *common[:2], "--output", str(tmp_path / "out2" / "digits.keras"),
                  *common[4:]]) == 1
     assert "no corrections store" in capsys.readouterr().err
+
+
+def _not_a_digit_store(path, digits: int, others: int):
+    from model.constants import NOT_A_DIGIT
+
+    store = CorrectionStore(path)
+    for i in range(digits + others):
+        label = i % 10 if i < digits else NOT_A_DIGIT
+        store.add(label, np.full((28, 28), i, np.uint8), np.zeros((5, 5), np.uint8), 1, 0.9, "shipped", "canvas")
+    return store
+
+
+def test_not_a_digit_corrections_teach_a_gate_and_are_never_held_out(tmp_path):
+    from model.constants import NOT_A_DIGIT
+
+    store = _not_a_digit_store(tmp_path / "c.sqlite3", digits=40, others=6)
+    reader_train, reader_held, _ = load_corrections(store.path, 0.25, 42)
+    gate_train, gate_held, _ = load_corrections(store.path, 0.25, 42, not_a_digit=True)
+    assert NOT_A_DIGIT not in reader_train.y and len(reader_train) + len(reader_held) == 40
+    assert (gate_train.y == NOT_A_DIGIT).sum() == 6 and NOT_A_DIGIT not in gate_held.y
+    assert np.array_equal(reader_held.x, gate_held.x)  # the same digits held out for either model
+
+    only = _not_a_digit_store(tmp_path / "only.sqlite3", digits=0, others=3)
+    with pytest.raises(NoCorrectionsError, match="teach the gate"):
+        load_corrections(only.path, 0.2, 42)
+    assert len(load_corrections(only.path, 0.2, 42, not_a_digit=True)[0]) == 3
+
+
+def test_a_fine_tune_with_not_a_digit_corrections_teaches_the_gate_beside_the_reader(tmp_path, monkeypatch,
+                                                                                   recognizer, mnist_sample):
+    """The heart the shipped gate admits as a digit, corrected 50 times as "not a digit" (with a few digits), is
+    refused after the fine-tune: the reader learns the digits, its gate the hearts, replaying the gate's own
+    recipe; the registered version carries the taught gate; the digits stay admitted."""
+    from bench.styles import doodle
+    from model.constants import NOT_A_DIGIT
+    from model.gate import gate_path
+    from model.inference import Recognizer
+    from model.registry import Registry
+    from training.config import TrainConfig
+    from training.feedback import ReplayError
+    from training.train import train
+
+    monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path / "data"))
+    store = CorrectionStore(tmp_path / "c.sqlite3")
+    rng = np.random.default_rng(1)
+    hearts = [doodle("heart", rng) for _ in range(CORRECTIONS)]
+    for image, reading in zip(hearts, recognizer.read_many(hearts)):
+        store.add(NOT_A_DIGIT, reading.model_input, image, reading.closest, reading.confidence, "shipped", "canvas")
+    images, readings = _style(recognizer, 10, seed=5)
+    for image, reading in zip(images, readings):
+        store.add(STYLE_DIGIT, reading.model_input, image, reading.digit, reading.confidence, "shipped", "canvas")
+    held_out_hearts = [doodle("heart", rng) for _ in range(100)]  # other drawings, never stored
+
+    common = dict(feedback=True, fine_tune=True, corrections=store.path, validation_size=300, feedback_holdout=0.0)
+    with pytest.raises(ReplayError, match="forget"):  # the gate without its own negatives would unlearn them
+        train(TrainConfig(**common, base_model=gate_path(SHIPPED_MODEL), output=tmp_path / "forgot.keras"),
+              datasets=[_replay_data(mnist_sample)])
+    output = tmp_path / "taught" / "digits.keras"
+    card = train(TrainConfig(**common, base_model=SHIPPED_MODEL, output=output, register=True),
+                 datasets=[_replay_data(mnist_sample)])
+    gate_card = ModelCard.read(gate_path(output))
+    taught = Recognizer(Registry().get(card.version).path)
+
+    def refused(reader, images):
+        return float(np.mean([r.verdict == "not_a_digit" for r in reader.read_many(images)]))
+
+    x, _ = mnist_sample
+    print(f"\nheld-out hearts refused: {refused(recognizer, held_out_hearts):.0%} -> "
+          f"{refused(taught, held_out_hearts):.0%}"
+          f"; MNIST sample refused: {refused(recognizer, list(x)):.0%} -> {refused(taught, list(x)):.0%}")
+    assert card.corrections_used == 10  # the reader learns the digits only...
+    assert gate_card.corrections_used == CORRECTIONS + 10 and gate_card.config["non_digits"] > 0  # ...its gate both
+    assert taught.gate.card.version == gate_card.version != recognizer.gate.card.version
+    assert refused(recognizer, held_out_hearts) <= 0.2 and refused(taught, held_out_hearts) >= 0.8
+    assert refused(taught, list(x)) <= 0.02  # at most 1 of the 50 digits

@@ -9,7 +9,7 @@ from model.artifacts import ModelFileError
 from training.config import parse_config
 from training.data import DataUnavailableError
 from training.distribute import EXIT_WORKER_LOST, DistributeError, WorkerLostError, make_strategy
-from training.feedback import NoCorrectionsError
+from training.feedback import NoCorrectionsError, ReplayError
 from training.shards import ShardError
 
 
@@ -39,7 +39,8 @@ def main(argv=None) -> int:
     except WorkerLostError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_WORKER_LOST
-    except (DataUnavailableError, NoCorrectionsError, ModelFileError, DistributeError, ShardError) as error:
+    except (DataUnavailableError, NoCorrectionsError, ReplayError, ModelFileError, DistributeError,
+            ShardError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

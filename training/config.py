@@ -105,8 +105,9 @@ class TrainConfig:
     feedback: bool = option(False, "also train on the corrections sent from the app", group=CORRECTIONS,
                             form=Form("Include the {corrections} stored corrections", when={"fine_tune": False},
                                       needs_corrections=True))
-    corrections: Path | None = option(None, "corrections store (None: $DIGITS_DATA_DIR/corrections.sqlite3, "
-                                            "default var/)", group=CORRECTIONS)
+    corrections: Path | None = option(None, "a SQLite corrections store (None: the configured one: "
+                                            "DIGITS_DATABASE_URL, the secrets file, else "
+                                            "$DIGITS_DATA_DIR/corrections.sqlite3)", group=CORRECTIONS)
     feedback_mode: str = option("oversample", "oversample: repeat each correction; weight: use it once with a "
                                               "larger loss weight", choices=FEEDBACK_MODES, group=CORRECTIONS,
                                 form=Form("Corrections are", when={"feedback": True},
@@ -280,7 +281,8 @@ PRESETS = {
     "finetune": Preset("Fine-tune: update the active model with the corrections, 3 epochs (2-3 minutes)",
                        {"fine_tune": True, "feedback": True, "fine_tune_epochs": 3},
                        "Starts from the active model and learns the {corrections} stored corrections, replaying "
-                       "{replay:,} training images so it keeps what it knew."),
+                       "{replay:,} training images so it keeps what it knew. Those marked \"not a digit\" teach its "
+                       "gate, which replays its own recipe."),
 }
 
 

@@ -27,11 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.constants import INPUT_SIZE
+from model.constants import INPUT_SIZE, NOT_A_DIGIT
 from model.preprocess import frame_digit, preprocess
 from training.strokes import strokes_from_image
 
-NON_DIGIT_LABEL = 10  # the label of a non-digit in generated training data: trained towards "no digit is likely"
+NON_DIGIT_LABEL = NOT_A_DIGIT  # a generated non-digit is trained towards "no digit is likely"
 CANVAS = 96  # strokes are drawn at this size before framing
 Stroke = list[tuple[float, float]]
 

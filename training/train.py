@@ -31,18 +31,19 @@ from model.lite import convert
 from model.loading import load_model
 from model.registry import Registry, new_name
 from model.tf_runtime import keras_module, tensorflow
-from services.corrections import default_store_path
+from services.database import database_url, describe
 from training import metrics
 from training.calibrate import calibrate, held_out_sets
 from training.config import TrainConfig
-from training.data import Dataset, Split, load_datasets
+from training.data import DataUnavailableError, Dataset, Split, load_datasets
 from training.distribute import (WorkerLostError, backup_callback, backup_dir_for, is_chief, make_strategy,
                                  prepare_backup, replicas, scaled_learning_rate, sharded_options)
-from training.feedback import load_corrections, mix, replay_subset
+from training.feedback import NoCorrectionsError, ReplayError, load_corrections, mix, replay_subset
 from training.glyphs import NON_DIGIT_LABEL, generated_digits, generated_non_digits
 from training.other_writers import OTHER_WRITERS
 from training.reports import plot_curves
 from training.shards import ShardError, ShardSet
+from training.teach_gate import gate_config
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +215,11 @@ def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInpu
     train_split = with_generated(train_split, config)
     weights, feedback = None, None
     if config.feedback:
-        corrections, held, samples = load_corrections(config.corrections, config.feedback_holdout, config.seed)
+        corrections, held, samples = load_corrections(config.corrections, config.feedback_holdout, config.seed,
+                                                      not_a_digit=config.non_digits > 0)
         train_split, weights = mix(train_split, corrections, config.feedback_mode, config.feedback_factor)
         evaluation[HOLDOUT_SPLIT] = held
-        feedback = {"store": str(config.corrections or default_store_path()), "stored": len(samples),
+        feedback = {"store": str(config.corrections or describe(database_url())), "stored": len(samples),
                     "train": len(corrections), "holdout": len(held), "mode": config.feedback_mode,
                     "factor": config.feedback_factor}
     return TrainingInputs(train_split, len(train_split), validation, len(validation), evaluation,
@@ -311,6 +313,8 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         raise ModelFileError(f"{config.output} already exists: training never writes over a model in place, "
                              "where a reader could see new weights with the old card. Name a new --output "
                              "(or leave it out: a new folder under $DIGITS_DATA_DIR/trained/).")
+    if config.fine_tune:  # before loading the data
+        _check_replay(config, _base_model(config)[2])
     keras = keras_module()
     strategy = strategy or make_strategy(config.strategy, config.cpu_devices)
     chief, replica_count = is_chief(strategy), replicas(strategy)
@@ -338,8 +342,17 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
     card = _evaluate_and_save(model, config, inputs, history, timings,
                               ModelCard(distribution=distribution, **base.card_fields))
     log.info("Saved %s: %s", config.output, {k: round(m.accuracy, 5) for k, m in card.metrics.items()})
-    if config.register:
-        log.info("Registered as version %s (not active)", Registry().add(config.output).version)
+    taught = gate_config(config, base.path) if base.path else None
+    if taught is not None:  # users said "not a digit": the gate learns it, and goes beside the new reader
+        log.info("Teaching the gate the 'not a digit' corrections: fine-tuning %s", taught.base_model)
+        try:
+            train(taught, datasets=datasets, strategy=strategy)
+        except (DataUnavailableError, NoCorrectionsError, ModelFileError) as error:  # the reader is kept all the same
+            log.warning("The gate was not taught (%s); the new reader keeps the active model's gate.", error)
+    if config.register:  # a reader without a gate of its own keeps the active model's
+        registry = Registry()
+        log.info("Registered as version %s (not active)",
+                 registry.add(config.output, gate_from=registry.active().path).version)
     return card
 
 
@@ -372,6 +385,20 @@ def _base(config: TrainConfig, inputs: TrainingInputs, chief: bool) -> Base:
     if config.fine_tune:
         fields.update(fine_tuned_from=version, architecture=card.architecture)
     return Base(path, fields)
+
+
+def _check_replay(config: TrainConfig, base: ModelCard) -> None:
+    """A fine-tune replays what its base model learned from: one that learned "not a digit" (a gate) and is
+    fine-tuned without non-digits would forget it, and admit everything."""
+    learned = base.config or {}
+    if learned.get("non_digits", 0) > 0 and config.non_digits == 0:
+        raise ReplayError(
+            f"The base model {base.version} learned 'not a digit' from {learned['non_digits']:,} generated non-digits, "
+            "and this fine-tune has none (--non-digits 0): it would forget them. Fine-tune it with the recipe it was "
+            "trained with, e.g. --config training/recipes/gate.json.")
+    if tuple(learned.get("data", config.data)) != tuple(config.data):
+        log.warning("The base model learned from %s; this fine-tune replays %s.", ",".join(learned["data"]),
+                    ",".join(config.data))
 
 
 def _compiled_model(config: TrainConfig, strategy, base: Base, train_count: int, replica_count: int):

@@ -9,9 +9,10 @@ import streamlit as st
 
 from model.artifacts import ModelFileError
 from model.card import HEADLINE, is_percent
+from model.constants import NOT_A_DIGIT
 from model.gate import Gate
 from model.registry import SHIPPED_VERSION, ModelVersion, Registry
-from services.corrections import CorrectionStore
+from services.corrections import STORE_ERRORS, CorrectionStore, label_name, store_problem
 from services.versions import metric_rows, summary
 from ui.resources import AdminSetting
 from ui.results import zoomed
@@ -56,8 +57,20 @@ def model_summary(active: ModelVersion, gate: Gate | None) -> None:
     )
 
 
-def corrections_panel(store: CorrectionStore, admin: bool) -> int:
-    """Counts, recent samples, delete and export; returns how many samples are stored."""
+def corrections_panel(store: CorrectionStore | None, admin: bool) -> int:
+    """Counts, recent samples, delete and export; returns how many samples are stored (0 while the store does
+    not answer: reading goes on without it)."""
+    if store is None:  # ui.resources said why
+        return 0
+    try:
+        return _corrections_panel(store, admin)
+    except STORE_ERRORS as error:
+        st.warning(f"The corrections store does not answer ({store_problem(error)}). Reading digits goes on; "
+                   "corrections cannot be stored or shown until it is back.")
+        return 0
+
+
+def _corrections_panel(store: CorrectionStore, admin: bool) -> int:
     counts = store.counts()
     total = sum(counts["corrected"]) + sum(counts["confirmed"])
     with st.expander(f"Corrections ({total} stored)"):
@@ -65,11 +78,12 @@ def corrections_panel(store: CorrectionStore, admin: bool) -> int:
             st.caption("None yet. After a prediction, press Right or pick the right digit: samples are stored "
                        "here and used when you retrain with corrections.")
             return total
-        st.bar_chart(pd.DataFrame(counts, index=[str(d) for d in range(10)]), height=160,
-                     x_label="true digit", y_label="samples")
+        st.bar_chart(pd.DataFrame(counts, index=[label_name(label) for label in range(NOT_A_DIGIT + 1)]), height=160,
+                     x_label="true label", y_label="samples")
         recent = store.recent(RECENT_CORRECTIONS)
         st.image([zoomed(c.model_input, 2) for c in recent], width=56, clamp=True,
-                 caption=[f"#{c.id}: {c.label}" + ("" if c.confirmed else f" (read {c.predicted})") for c in recent])
+                 caption=[f"#{c.id}: {label_name(c.label)}" + ("" if c.confirmed else f" (read {c.predicted})")
+                          for c in recent])
         chosen = st.selectbox("A bad one", [c.id for c in recent], key="correction_choice",
                               format_func=lambda i: f"#{i}")
         # Every admin action checks `admin` itself too: a disabled button is only a hint to the browser.

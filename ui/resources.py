@@ -14,8 +14,10 @@ import streamlit as st
 from model.artifacts import ModelFileError
 from model.inference import Recognizer
 from model.registry import ModelVersion, Registry
-from services.corrections import CorrectionStore
+from services.corrections import STORE_ERRORS, CorrectionStore, store_problem
+from services.database import DatabaseSettingError
 from services.jobs import TrainingJobs
+from services.schema import SchemaError
 
 
 # The active model and the one before it (a rollback, or sessions still on the old one after a promotion):
@@ -37,6 +39,19 @@ def training_jobs() -> TrainingJobs:
 @st.cache_resource
 def correction_store() -> CorrectionStore:
     return CorrectionStore()
+
+
+def open_correction_store() -> CorrectionStore | None:
+    """The corrections store, or None when its database cannot be opened now (down, or a setting that names
+    none): the sidebar says why, and reading goes on without it. Tried again on the next run."""
+    try:
+        return correction_store()
+    except (DatabaseSettingError, SchemaError, *STORE_ERRORS) as error:
+        problem = str(error) if isinstance(error, (DatabaseSettingError, SchemaError)) else store_problem(error)
+        log.error("Corrections store unavailable: %s", problem)
+        st.sidebar.warning(f"The corrections store cannot be opened: {problem}. Reading digits goes on; "
+                           "corrections cannot be stored until it is back.")
+        return None
 
 
 log = logging.getLogger(__name__)

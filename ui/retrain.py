@@ -7,6 +7,7 @@ import streamlit as st
 
 from model.artifacts import ModelFileError
 from model.card import HEADLINE, TEST_SPLIT, ModelCard
+from model.gate import gate_path
 from model.registry import PROMOTION_MARGIN, ModelVersion, Registry, worse_by
 from services.jobs import JobState, TrainingJobs
 from training.config import FIELD_TYPES, FORM_OPTIONS, PRESETS, TrainConfig, in_form
@@ -83,6 +84,14 @@ def figures_before(candidate: ModelCard, active: ModelCard) -> dict:
             for f in HEADLINE}
 
 
+def _taught_gate(state: JobState) -> ModelCard | None:
+    """The card of the gate the run taught beside its model (users said "not a digit"), if it did."""
+    try:
+        return ModelCard.read(gate_path(state.model_path)) if gate_path(state.model_path).exists() else None
+    except ModelFileError:  # damaged: the registry refuses it, and says so, when the model is kept
+        return None
+
+
 def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, active: ModelVersion, admin: bool) -> None:
     try:
         candidate = state.card()
@@ -97,6 +106,10 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
         f"before ({candidate.before_version or active.version})": [shown(before[f.key], f.metric) for f in HEADLINE],
         "new": [shown(new[f.key], f.metric) for f in HEADLINE],
     }, index=[figure.label for figure in HEADLINE]))
+    taught = _taught_gate(state)
+    if taught is not None:
+        st.caption(f"Its gate was taught too ({taught.corrections_used} corrections, \"not a digit\" among them): "
+                   f"version {taught.version}.")
     shortfall = worse_by(candidate, active.card)
     confirmed = True
     if shortfall > PROMOTION_MARGIN:
