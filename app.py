@@ -10,13 +10,13 @@ from __future__ import annotations
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from model.registry import Registry
 from services.jobs import TrainingJobError
 from ui import state
 from ui.admin import admin_gate, corrections_panel, model_summary, versions_panel
 from ui.feedback import FeedbackTarget
 from ui.inputs import camera_input, decoded, draw_panel, example_input, upload_input
-from ui.resources import active_recognizer, admin_setting, open_correction_store, training_jobs, tune_interpreter
+from ui.resources import (active_recognizer, admin_setting, model_registry, open_correction_store, training_jobs,
+                          tune_interpreter)
 from ui.results import read, read_mode, show_answer, show_details
 from ui.retrain import retrain_controls, training_panel
 
@@ -39,7 +39,7 @@ FILE_TABS = (
 
 st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:", layout="wide")
 tune_interpreter()
-registry = Registry()
+registry = model_registry()
 jobs = training_jobs()
 store = open_correction_store()
 recognizer, active = active_recognizer(registry)

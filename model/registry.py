@@ -117,6 +117,10 @@ class Registry:
         except (FileNotFoundError, json.JSONDecodeError):
             return {"version": SHIPPED_VERSION, "previous": []}
 
+    def _write_pointer(self, pointer: dict) -> None:
+        """Only under _locked()."""
+        atomic_write_json(self._pointer, pointer)
+
     def active_version(self) -> str:
         return self._read_pointer().get("version", SHIPPED_VERSION)
 
@@ -177,7 +181,7 @@ class Registry:
             current = pointer.get("version", SHIPPED_VERSION)
             if current != version:
                 previous = [current] + [v for v in pointer.get("previous", []) if v != current]
-                atomic_write_json(self._pointer, {"version": version, "previous": previous[:50]})
+                self._write_pointer({"version": version, "previous": previous[:50]})
         return chosen
 
     def delete(self, version: str) -> None:
@@ -193,7 +197,7 @@ class Registry:
             os.replace(folder, trash)  # gone from the listing at once, even if the removal below is cut short
             remaining = [v for v in pointer.get("previous", []) if v != version]
             if remaining != pointer.get("previous", []):
-                atomic_write_json(self._pointer, {**pointer, "previous": remaining})
+                self._write_pointer({**pointer, "previous": remaining})
         shutil.rmtree(trash, ignore_errors=True)
 
     def confusion(self, version: str) -> list[list[int]] | None:
@@ -212,5 +216,5 @@ class Registry:
             previous = [v for v in pointer.get("previous", []) if self._path(v).exists()]
             if not previous:
                 raise ValueError("There is no earlier model to roll back to.")
-            atomic_write_json(self._pointer, {"version": previous[0], "previous": previous[1:]})
+            self._write_pointer({"version": previous[0], "previous": previous[1:]})
         return self.get(previous[0])

@@ -40,13 +40,11 @@ from sqlalchemy.engine import URL, make_url
 from model.constants import INPUT_SIZE, NOT_A_DIGIT
 from model.images import encode_png
 from model.registry import data_dir
-from services.database import (BUSY_TIMEOUT_SECONDS, SQLITE_FILE, DatabaseSettingError, create_engine,
+from services.database import (BUSY_TIMEOUT_SECONDS, SQLITE_FILE, STORE_ERRORS, DatabaseSettingError, create_engine,
                                database_url, describe, sqlite_url, writing)
 from services.schema import corrections, migrate, schema_version
 
 RAW_MAX_SIDE = 1024  # a phone photo is kept at most this large: plenty to look at again, small to store
-# What a failed write says (the database is down or restarting): no traceback, nothing half-stored.
-STORE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 SOURCES = ("canvas", "upload", "camera", "import")
 
 
@@ -76,11 +74,6 @@ class SessionSummary:
     corrected: int  # how many said the model was wrong
     first: str
     last: str
-
-
-def store_problem(error: Exception) -> str:
-    """What went wrong with the database, in one line (a driver's message, without SQLAlchemy's SQL and links)."""
-    return (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def label_name(label: int) -> str:

@@ -33,6 +33,15 @@ CONNECT_TIMEOUT_SECONDS = 10  # PostgreSQL: a server that does not answer is an 
 WRITE = "digits_write"  # the execution option of a connection that will write (see writing())
 
 
+# What a database that is down or restarting raises: said plainly where it happens, nothing half-stored.
+STORE_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def store_problem(error: Exception) -> str:
+    """What went wrong with the database, in one line (a driver's message, without SQLAlchemy's SQL and links)."""
+    return (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class DatabaseSettingError(RuntimeError):
     """The database setting names no usable database; the message says what is wrong and how to fix it."""
 

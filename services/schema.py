@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from model.constants import INPUT_SIZE, NOT_A_DIGIT
+from model.registry import SHIPPED_VERSION
 from services.database import writing
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,29 @@ corrections = sa.Table(
 )
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
 
+# Model versions, for deployments whose disk does not last (services.model_store): every file of a version's
+# set (the .keras model, its card, LiteRT export, gate...) as bytes with its SHA-256; the local disk is a cache.
+model_versions = sa.Table(
+    "model_versions", metadata,
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("added", sa.Text, nullable=False),
+    sa.Column("model_sha256", sa.Text, nullable=False),
+)
+model_files = sa.Table(
+    "model_files", metadata,
+    sa.Column("version", sa.Text, sa.ForeignKey("model_versions.version", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+)
+# The active version and the ones active before it (for rollback), newest first: one row, id 1.
+registry_pointer = sa.Table(
+    "registry_pointer", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("previous", sa.Text, nullable=False),  # a JSON list
+)
+
 
 def _add_session_column(db: Connection) -> None:
     """Version 1: stores made before sessions were recorded gain the column; their rows keep NULL."""
@@ -60,8 +84,14 @@ def _allow_not_a_digit(db: Connection) -> None:
         index.create(db)
 
 
+def _add_model_tables(db: Connection) -> None:
+    """Version 3: model versions, their files and the active pointer can live in the database."""
+    for table in (model_versions, model_files, registry_pointer):
+        table.create(db, checkfirst=True)
+
+
 # Ordered: a database at version N runs every migration after its Nth.
-MIGRATIONS = (_add_session_column, _allow_not_a_digit)
+MIGRATIONS = (_add_session_column, _allow_not_a_digit, _add_model_tables)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -106,6 +136,8 @@ def _migrate(engine: Engine) -> tuple[int | None, int]:
                 log.info("Migrating the database: %s", migration.__doc__.splitlines()[0])
                 migration(db)
             schema_version.create(db, checkfirst=True)
+        if db.execute(sa.select(registry_pointer.c.id)).first() is None:  # the one row, for writers to lock
+            db.execute(registry_pointer.insert().values(id=1, version=SHIPPED_VERSION, previous="[]"))
         db.execute(schema_version.delete())
         db.execute(schema_version.insert().values(version=SCHEMA_VERSION))
         return version, SCHEMA_VERSION

@@ -3,10 +3,10 @@
     python -m services.store migrate                 # the configured database (services.database)
     python -m services.store copy --to postgresql+psycopg://user:password@host/digits
 
-`copy` reads the corrections of a SQLite store (default: the data directory's; --from FILE) and writes them
-into an empty database, in one transaction, then counts and compares every row (its images by SHA-256) on
-both sides. Ids are the new database's own. Model versions and training jobs stay files in var/ for now
-(docs/deploy.md).
+`copy` moves an existing var/ into an empty database: the corrections of its SQLite store (default: the data
+directory's; --from FILE), in one transaction, then counts and compares every row (its images by SHA-256) on
+both sides (ids are the new database's own); then every model version of var/models with all its files, and
+the active pointer with its history, each file checked when it is read back. Training jobs stay files.
 """
 
 from __future__ import annotations
@@ -14,13 +14,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from services.corrections import STORE_ERRORS, CorrectionStore, default_store_path
-from services.database import DatabaseSettingError, create_engine, database_url, describe, writing
+from model.artifacts import ModelFileError
+from model.registry import SHIPPED_VERSION, Registry
+from services.corrections import CorrectionStore, default_store_path
+from services.database import STORE_ERRORS, DatabaseSettingError, create_engine, database_url, describe, writing
+from services.model_store import DatabaseRegistry
 from services.schema import SchemaError, corrections, migrate
 
 COPIED = [column for column in corrections.columns if column.name != "id"]
@@ -53,6 +57,24 @@ def copy(source: CorrectionStore, target: CorrectionStore) -> int:
     return count
 
 
+def copy_versions(source: Registry, target: DatabaseRegistry) -> int:
+    """Every stored version (oldest first) and the active pointer; returns how many versions, after reading each
+    back from the database (every file against its SHA-256)."""
+    stored = [v for v in reversed(source.versions()) if v.version != SHIPPED_VERSION]
+    for version in stored:
+        target.add(version.path)
+    with target._locked():
+        target._write_pointer(source._read_pointer())
+    with tempfile.TemporaryDirectory() as fresh:  # read back into an empty cache: from the database, not the disk
+        check = DatabaseRegistry(target.engine.url, Path(fresh))
+        for version in stored:
+            if check.get(version.version).card.model_sha256 != version.card.model_sha256:
+                raise RuntimeError(f"Version {version.version} does not read back as it was stored.")
+        if check.active().version != source.active().version:
+            raise RuntimeError("The active version does not read back as it was stored.")
+    return len(stored)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.store", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,9 +96,12 @@ def main(argv=None) -> int:
             print(f"error: there is no SQLite store at {source_path} to copy.", file=sys.stderr)
             return 1
         count = copy(CorrectionStore(source_path), CorrectionStore(args.to))
-        print(f"Copied {count} corrections from {source_path} to {describe(make_url(args.to))}; every one checked.")
+        versions = copy_versions(Registry(), DatabaseRegistry(make_url(args.to)))
+        print(f"Copied {count} corrections from {source_path} and {versions} model versions with the active one "
+              f"to {describe(make_url(args.to))}; every one checked.")
         return 0
-    except (DatabaseSettingError, SchemaError, ValueError, RuntimeError, sa.exc.ArgumentError, *STORE_ERRORS) as error:
+    except (DatabaseSettingError, SchemaError, ModelFileError, ValueError, RuntimeError, sa.exc.ArgumentError,
+            *STORE_ERRORS) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -15,6 +15,7 @@ import sys
 from model.artifacts import ModelFileError
 from model.card import COMPARED, HEADLINE, is_percent
 from model.registry import ModelVersion, Registry
+from services.model_store import open_registry
 
 CONFUSION_WIDTH = 5
 
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None, registry: Registry | None = None) -> int:
     args = build_parser().parse_args(argv)
-    registry = registry or Registry()
+    registry = registry or open_registry()
     try:
         if args.command == "list":
             active = registry.active().version

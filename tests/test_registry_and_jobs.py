@@ -15,6 +15,20 @@ from training.config import PRESETS, TrainConfig
 from training.data import Dataset, Split, save_cache
 
 
+@pytest.fixture(params=["files", "database"])
+def make_registry(request, tmp_path):
+    """Registries that share one store: the files in a folder, or a PostgreSQL database (services.model_store),
+    where each server has its own cache folder (`cache`)."""
+    if request.param == "files":
+        return lambda cache=None: Registry(tmp_path / "models")
+    from sqlalchemy.engine import make_url
+
+    from services.model_store import DatabaseRegistry
+
+    url = make_url(request.getfixturevalue("postgres").new_database())
+    return lambda cache=None: DatabaseRegistry(url, cache or tmp_path / "models")
+
+
 def _preset(name, **changes):
     """A config as the app's retrain form makes it: a preset's overrides, then the user's changes."""
     return TrainConfig(**{**PRESETS[name].overrides, **changes})
@@ -31,15 +45,15 @@ def _fake_model(folder, version, accuracy):
     return path
 
 
-def test_the_shipped_model_is_active_by_default(tmp_path):
-    registry = Registry(tmp_path / "models")
+def test_the_shipped_model_is_active_by_default(make_registry):
+    registry = make_registry()
     assert registry.active().version == SHIPPED_VERSION
     assert registry.active().path == SHIPPED_MODEL
     assert [v.version for v in registry.versions()] == [SHIPPED_VERSION]
 
 
-def test_add_activate_and_roll_back(tmp_path):
-    registry = Registry(tmp_path / "models")
+def test_add_activate_and_roll_back(tmp_path, make_registry):
+    registry = make_registry()
     first = registry.add(_fake_model(tmp_path / "run1", "20260101-000000", 0.99))
     assert (first.path.parent / "digits.curves.png").exists()
     assert registry.active().version == SHIPPED_VERSION  # adding does not activate
@@ -48,7 +62,7 @@ def test_add_activate_and_roll_back(tmp_path):
     registry.activate(second.version)
     assert registry.active().version == second.version
     assert [v.version for v in registry.versions()] == [second.version, first.version, SHIPPED_VERSION]
-    assert Registry(tmp_path / "models").active().version == second.version  # another process sees it
+    assert make_registry(tmp_path / "elsewhere").active().version == second.version  # another process sees it
     assert registry.rollback().version == first.version
     assert registry.rollback().version == SHIPPED_VERSION
     with pytest.raises(ValueError, match="no earlier model"):
@@ -128,8 +142,8 @@ def test_a_failing_job_reports_why(tmp_path, monkeypatch):
     assert final.status == "failed" and "no-shards has no" in final.message and "write the shards" in final.message
 
 
-def test_versions_are_deleted_but_never_the_active_or_shipped_one(tmp_path):
-    registry = Registry(tmp_path / "models")
+def test_versions_are_deleted_but_never_the_active_or_shipped_one(tmp_path, make_registry):
+    registry = make_registry()
     old = registry.add(_fake_model(tmp_path / "run1", "20260101-000000", 0.99)).version
     new = registry.add(_fake_model(tmp_path / "run2", "20260102-000000", 0.98)).version
     registry.activate(old)
@@ -145,17 +159,17 @@ def test_versions_are_deleted_but_never_the_active_or_shipped_one(tmp_path):
         registry.delete(old)
 
 
-def test_the_models_command_lists_compares_activates_rolls_back_and_deletes(tmp_path, capsys):
+def test_the_models_command_lists_compares_activates_rolls_back_and_deletes(tmp_path, capsys, make_registry):
     import json
 
     from services.versions import main
 
-    registry = Registry(tmp_path / "models")
+    registry = make_registry()
     first = registry.add(_fake_model(tmp_path / "run1", "20260101-000000", 0.991)).version
     second = registry.add(_fake_model(tmp_path / "run2", "20260102-000000", 0.995)).version
 
     def run(*args):
-        code = main(list(args), registry=Registry(tmp_path / "models"))
+        code = main(list(args), registry=make_registry(tmp_path / "elsewhere"))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -208,10 +222,10 @@ def test_a_card_whose_version_is_a_path_is_refused_where_it_is_read(tmp_path):
         registry.activate("../x")
 
 
-def test_a_different_model_under_a_taken_version_is_an_error_not_a_silent_keep(tmp_path):
+def test_a_different_model_under_a_taken_version_is_an_error_not_a_silent_keep(tmp_path, make_registry):
     from model.registry import VersionExistsError
 
-    registry = Registry(tmp_path / "models")
+    registry = make_registry()
     first = registry.add(_fake_model(tmp_path / "a", "20260101-000000-aaaaaa", 0.99))
     assert registry.add(_fake_model(tmp_path / "a", "20260101-000000-aaaaaa", 0.99)) == first  # the same model again
     impostor = _fake_model(tmp_path / "b", "20260101-000000-aaaaaa", 0.98)

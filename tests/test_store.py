@@ -54,17 +54,35 @@ def test_sqlite_is_the_default_and_a_database_is_named_by_the_environment_or_the
 def test_migrate_brings_a_database_up_to_date_once(postgres, capsys):
     url = postgres.new_database()
     assert store_cli(["migrate", "--url", url]) == 0
-    assert "none (new) -> 2" in capsys.readouterr().out
+    assert "none (new) -> 3" in capsys.readouterr().out
     assert store_cli(["migrate", "--url", url]) == 0
-    assert "2 -> 2" in capsys.readouterr().out
+    assert "3 -> 3" in capsys.readouterr().out
 
 
-def test_an_existing_var_is_copied_into_postgresql_and_every_correction_is_intact(postgres, capsys):
-    source = CorrectionStore()  # the data directory's SQLite file, as an existing deployment has it
+def test_an_existing_var_is_copied_into_postgresql_and_every_correction_and_version_is_intact(postgres, tmp_path,
+                                                                                               capsys):
+    from sqlalchemy.engine import make_url
+
+    from model.registry import Registry
+    from services.model_store import DatabaseRegistry
+
+    source = CorrectionStore()  # the data directory's SQLite file and model folder, as a deployment has them
     _fill(source)
+    files = Registry()
+    older, newer = (files.add(_reader_set(tmp_path / name, f"2099123{i}-000000-{name * 12}")).version
+                    for i, name in enumerate("ab"))
+    files.activate(older)
+    files.activate(newer)
     target_url = postgres.new_database()
     assert store_cli(["copy", "--to", target_url]) == 0
     assert "Copied 12 corrections" in capsys.readouterr().out
+
+    copied = DatabaseRegistry(make_url(target_url), tmp_path / "fresh-cache")
+    assert [v.version for v in copied.versions()] == [newer, older, "shipped"]
+    assert copied.active().version == newer and copied.rollback().version == older  # its history came along
+    for version in (newer, older):
+        assert sorted(p.read_bytes() for p in copied.get(version).path.parent.iterdir()) == sorted(
+            p.read_bytes() for p in files.get(version).path.parent.iterdir())
 
     before, after = source.samples(), CorrectionStore(target_url).samples()
     assert np.array_equal(before.x, after.x) and np.array_equal(before.y, after.y)
@@ -155,3 +173,68 @@ def test_training_reads_the_corrections_from_the_configured_database(postgres, m
     reader, held, samples = load_corrections(None, 0.2, 42)
     gate, _, _ = load_corrections(None, 0.2, 42, not_a_digit=True)
     assert len(samples) == 12 and len(reader) + len(held) == 10 and len(gate) == len(reader) + 2
+
+
+def _reader_set(folder: Path, version: str) -> Path:
+    """The shipped reader and its gate under another version name, as a retrain leaves them in its run folder."""
+    import shutil
+
+    from model.artifacts import SHIPPED_MODEL
+    from model.card import ModelCard
+
+    folder.mkdir(parents=True)
+    for companion in SHIPPED_MODEL.parent.glob("digits.*"):
+        if companion.suffix in (".keras", ".json", ".tflite"):
+            shutil.copy2(companion, folder / companion.name)
+    ModelCard.read(folder / "digits.keras").replace(version=version).write(folder / "digits.keras")
+    return folder / "digits.keras"
+
+
+def test_a_version_promoted_on_one_server_is_what_the_other_reads_from_its_own_cache(postgres, tmp_path,
+                                                                                      mnist_sample):
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from model.artifacts import ModelFileError
+    from model.inference import Recognizer
+    from services.model_store import DatabaseRegistry
+    from services.schema import model_files
+
+    url = make_url(postgres.new_database())
+    one, other = DatabaseRegistry(url, tmp_path / "one"), DatabaseRegistry(url, tmp_path / "other")
+    added = one.add(_reader_set(tmp_path / "run", "20991231-000000-aaaaaaaaaaaa"))
+    one.activate(added.version)
+
+    active = other.active()  # fetched from the database into the other server's cache, every file checked
+    assert active.version == added.version and active.path.is_relative_to(tmp_path / "other")
+    assert sorted(p.name for p in active.path.parent.iterdir()) == sorted(p.name for p in added.path.parent.iterdir())
+    x, y = mnist_sample
+    recognizer = Recognizer(active.path)
+    assert recognizer.gate is not None and [r.digit for r in recognizer.read_many(list(x[:10]))] == list(y[:10])
+
+    with one.engine.begin() as db:  # a damaged copy in the database is refused, never loaded
+        db.execute(model_files.update().where(model_files.c.name == "digits.tflite").values(content=b"damaged"))
+    third = DatabaseRegistry(url, tmp_path / "third")
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        third.get(added.version)
+    assert third.active().version == "shipped"  # the active one cannot be read: the shipped model is used
+    assert not (tmp_path / "third" / added.version).exists()
+
+
+def test_the_versions_command_works_against_postgresql(postgres, tmp_path):
+    url = postgres.new_database()
+    environment = {**os.environ, "DIGITS_DATABASE_URL": url, "DIGITS_DATA_DIR": str(tmp_path / "data")}
+    version = "20991231-000000-bbbbbbbbbbbb"
+    from sqlalchemy.engine import make_url
+
+    from services.model_store import DatabaseRegistry
+
+    DatabaseRegistry(make_url(url), tmp_path / "cache").add(_reader_set(tmp_path / "run", version))
+    for command in (["activate", version], ["list", "--json"]):
+        result = subprocess.run([sys.executable, "-m", "services.versions", *command], cwd=ROOT, capture_output=True,
+                                text=True, env=environment, timeout=120)
+        assert result.returncode == 0, result.stderr
+    import json
+
+    rows = json.loads(result.stdout)
+    assert [(r["version"], r["active"]) for r in rows] == [(version, True), ("shipped", False)]

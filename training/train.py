@@ -29,9 +29,10 @@ from model.card import HOLDOUT_SPLIT, TEST_SPLIT, ModelCard
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.lite import convert
 from model.loading import load_model
-from model.registry import Registry, new_name
+from model.registry import new_name
 from model.tf_runtime import keras_module, tensorflow
 from services.database import database_url, describe
+from services.model_store import open_registry
 from training import metrics
 from training.calibrate import calibrate, held_out_sets
 from training.config import TrainConfig
@@ -182,7 +183,7 @@ def _base_model(config: TrainConfig) -> tuple[str, Path, ModelCard]:
     if config.base_model is not None:
         card = ModelCard.read(config.base_model)
         return card.version, Path(config.base_model), card
-    active = Registry().active()
+    active = open_registry().active()
     return active.version, active.path, active.card
 
 
@@ -350,7 +351,7 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         except (DataUnavailableError, NoCorrectionsError, ModelFileError) as error:  # the reader is kept all the same
             log.warning("The gate was not taught (%s); the new reader keeps the active model's gate.", error)
     if config.register:  # a reader without a gate of its own keeps the active model's
-        registry = Registry()
+        registry = open_registry()
         log.info("Registered as version %s (not active)",
                  registry.add(config.output, gate_from=registry.active().path).version)
     return card

@@ -12,7 +12,8 @@ from model.card import HEADLINE, is_percent
 from model.constants import NOT_A_DIGIT
 from model.gate import Gate
 from model.registry import SHIPPED_VERSION, ModelVersion, Registry
-from services.corrections import STORE_ERRORS, CorrectionStore, label_name, store_problem
+from services.corrections import CorrectionStore, label_name
+from services.database import STORE_ERRORS, store_problem
 from services.versions import metric_rows, summary
 from ui.resources import AdminSetting
 from ui.results import zoomed

@@ -11,8 +11,8 @@ import streamlit as st
 from model.constants import NOT_A_DIGIT
 from model.images import encode_png
 from model.inference import Reading
-from services.corrections import (RAW_MAX_SIDE, STORE_ERRORS, CorrectionLimitError, CorrectionStore, label_name,
-                                  store_problem)
+from services.corrections import RAW_MAX_SIDE, CorrectionLimitError, CorrectionStore, label_name
+from services.database import STORE_ERRORS, store_problem
 from ui import state
 
 

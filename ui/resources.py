@@ -14,9 +14,10 @@ import streamlit as st
 from model.artifacts import ModelFileError
 from model.inference import Recognizer
 from model.registry import ModelVersion, Registry
-from services.corrections import STORE_ERRORS, CorrectionStore, store_problem
-from services.database import DatabaseSettingError
+from services.corrections import CorrectionStore
+from services.database import STORE_ERRORS, DatabaseSettingError, store_problem
 from services.jobs import TrainingJobs
+from services.model_store import open_registry
 from services.schema import SchemaError
 
 
@@ -34,6 +35,12 @@ def load_recognizer(model_path: str, sha256: str) -> Recognizer:
 @st.cache_resource
 def training_jobs() -> TrainingJobs:
     return TrainingJobs()
+
+
+@st.cache_resource
+def model_registry() -> Registry:
+    """The deployment's model versions (files in var/, or the database's: services.model_store), once per process."""
+    return open_registry()
 
 
 @st.cache_resource
