@@ -5,11 +5,15 @@ process (``python -m training --config <run>/config.json``), at a lower CPU
 priority than the app. The job is handed a training config (training.config),
 written to the run's folder as JSON; its progress and outcome live in files
 under ``<data dir>/runs/``, so a reloaded page, another session, or a
-restarted app all see the same job.
+restarted app all see the same job. The worker ends itself if this server dies.
+
+Servers sharing a PostgreSQL database also share its training lease (services.job_lease): one training in
+the whole deployment, a run another server trains is shown as such, and a dead server's run is marked failed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,8 +27,12 @@ from pathlib import Path
 from model.artifacts import atomic_write_json
 from model.card import ModelCard
 from model.registry import data_dir, new_name
+from services.database import STORE_ERRORS, create_engine, database_url
+from services.job_lease import HEARTBEAT_SECONDS, LeaseTaken, TrainingLease
+from services.schema import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
+PARENT_VARIABLE = "DIGITS_TRAINING_PARENT"  # the worker ends itself when this process (its server) is gone
 
 
 class TrainingJobError(RuntimeError):
@@ -52,6 +60,7 @@ class JobState:
     started: float
     message: str = ""
     resolved: str | None = None  # what a user decided about a finished model: promoted | kept
+    server: str | None = None  # another server that trains it (a shared database); None: this one
 
     @property
     def model_path(self) -> Path:
@@ -79,9 +88,10 @@ def _alive(pid: int) -> bool:
 class TrainingJobs:
     """Start, watch and cancel the server's one training job."""
 
-    def __init__(self, runs_dir: Path | None = None, python: str = sys.executable):
+    def __init__(self, runs_dir: Path | None = None, python: str = sys.executable, lease: TrainingLease | None = None):
         self.runs_dir = Path(runs_dir) if runs_dir else data_dir() / "runs"
         self.python = python
+        self.lease = lease
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._current = self.runs_dir / "current.json"
@@ -94,6 +104,14 @@ class TrainingJobs:
 
     def state(self) -> JobState | None:
         record = self._record()
+        if (record is None or record.get("status") not in ("starting", "training", "evaluating")) and self.lease:
+            try:
+                remote = self.lease.elsewhere()
+            except STORE_ERRORS:  # the database does not answer: what this server knows
+                remote = None
+            if remote is not None:
+                return JobState(remote.run_id, "training", self.runs_dir / remote.run_id, {}, remote.started,
+                                f"on another server ({remote.server})", server=remote.server)
         if record is None:
             return None
         run_dir = Path(record["run_dir"])
@@ -119,7 +137,25 @@ class TrainingJobs:
             status, message = "failed", self._log_tail(run_dir)
         record.update(status=status, message=message, ended=time.time())
         atomic_write_json(self._current, record)
+        self._release(record["run_id"], status, message)
         return status
+
+    def _release(self, run_id: str, status: str, message: str) -> None:
+        if self.lease is not None:
+            try:
+                self.lease.release(run_id, status, message)
+            except STORE_ERRORS:  # the lease expires by itself when the heartbeat stops
+                pass
+
+    def _heartbeat(self, run_id: str, process: subprocess.Popen) -> None:
+        """Renew the deployment's lease while the worker runs, then settle the job (which releases it)."""
+        while process.poll() is None:
+            try:
+                self.lease.beat(run_id)
+            except STORE_ERRORS:
+                pass  # the database is back before the timeout, or the run is marked failed: said there
+            time.sleep(HEARTBEAT_SECONDS)
+        self.state()
 
     @staticmethod
     def _log_tail(run_dir: Path, lines: int = 8) -> str:
@@ -142,6 +178,15 @@ class TrainingJobs:
                     f"A training run ({current.run_id}) is already running on this server; "
                     "wait for it to finish or cancel it.")
             run_id = new_name()
+            if self.lease is not None:
+                try:
+                    self.lease.acquire(run_id)
+                except LeaseTaken as error:
+                    raise TrainingAlreadyRunning(str(error)) from None
+                except STORE_ERRORS as error:
+                    raise TrainingJobError(f"The database that keeps one training per deployment does not answer "
+                                           f"({error.__class__.__name__}); nothing was started. Try again in a "
+                                           "moment.") from None
             run_dir = self.runs_dir / run_id
             run_dir.mkdir(parents=True)  # exist_ok=False: a run never reuses another's folder and progress
             config = dataclasses.replace(config, output=run_dir / "digits.keras",
@@ -151,14 +196,19 @@ class TrainingJobs:
             with open(run_dir / "train.log", "w") as log:  # the worker has its own copy once it started
                 try:
                     self._process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                                     env={**os.environ, PARENT_VARIABLE: str(os.getpid())})
                 except OSError as error:
+                    self._release(run_id, "failed", f"the worker could not be started: {error}")
                     raise TrainingJobError(f"The training worker could not be started ({error}); nothing is "
                                            f"running. Check that {self.python} and `nice` can be run, then try "
                                            "again.") from error
             record = {"run_id": run_id, "pid": self._process.pid, "run_dir": str(run_dir), "started": time.time(),
                       "status": "starting", "command": command}
             atomic_write_json(self._current, record)
+            if self.lease is not None:
+                threading.Thread(target=self._heartbeat, args=(run_id, self._process), daemon=True,
+                                 name=f"training-heartbeat-{run_id}").start()
         return self.state()
 
     def cancel(self) -> None:
@@ -170,6 +220,7 @@ class TrainingJobs:
             # worker that died (which it would mark failed).
             record.update(status="cancelled", message="cancelled by a user", ended=time.time())
             atomic_write_json(self._current, record)
+            self._release(record["run_id"], "cancelled", "cancelled by a user")
             try:
                 os.killpg(record["pid"], signal.SIGTERM)
             except ProcessLookupError:
@@ -198,3 +249,14 @@ class TrainingJobs:
                 return state
             time.sleep(poll)
         raise TimeoutError(f"training did not finish within {timeout:.0f} s")
+
+
+def open_jobs() -> TrainingJobs:
+    """This server's training jobs; with a PostgreSQL database, under the deployment's one training lease."""
+    url = database_url()
+    if url.get_backend_name() != "postgresql":
+        return TrainingJobs()
+    engine = create_engine(url)
+    with contextlib.suppress(*STORE_ERRORS):  # down now: a start says so; the schema is made when it is back
+        migrate(engine)
+    return TrainingJobs(lease=TrainingLease(engine))

@@ -84,14 +84,41 @@ def _allow_not_a_digit(db: Connection) -> None:
         index.create(db)
 
 
+# Training jobs of every server of a deployment (services.job_lease): one row per run, and one lease row (id 1)
+# that a server holds while its run trains, renewed by its heartbeat; at most one holder, so one training.
+training_runs = sa.Table(
+    "training_runs", metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("server", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # training | done | failed | cancelled
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("ended", sa.Float),
+    sa.Column("message", sa.Text, nullable=False, default=""),
+)
+training_lease = sa.Table(
+    "training_lease", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Text),  # None: free
+    sa.Column("server", sa.Text),
+    sa.Column("heartbeat", sa.Float),
+)
+
+
 def _add_model_tables(db: Connection) -> None:
     """Version 3: model versions, their files and the active pointer can live in the database."""
     for table in (model_versions, model_files, registry_pointer):
         table.create(db, checkfirst=True)
 
 
+def _add_training_tables(db: Connection) -> None:
+    """Version 4: training runs and the deployment's one training lease live in the database."""
+    for table in (training_runs, training_lease):
+        table.create(db, checkfirst=True)
+
+
 # Ordered: a database at version N runs every migration after its Nth.
-MIGRATIONS = (_add_session_column, _allow_not_a_digit, _add_model_tables)
+MIGRATIONS = (_add_session_column, _allow_not_a_digit, _add_model_tables, _add_training_tables)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -138,6 +165,8 @@ def _migrate(engine: Engine) -> tuple[int | None, int]:
             schema_version.create(db, checkfirst=True)
         if db.execute(sa.select(registry_pointer.c.id)).first() is None:  # the one row, for writers to lock
             db.execute(registry_pointer.insert().values(id=1, version=SHIPPED_VERSION, previous="[]"))
+        if db.execute(sa.select(training_lease.c.id)).first() is None:
+            db.execute(training_lease.insert().values(id=1))
         db.execute(schema_version.delete())
         db.execute(schema_version.insert().values(version=SCHEMA_VERSION))
         return version, SCHEMA_VERSION

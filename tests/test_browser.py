@@ -1,7 +1,7 @@
 """The real app in a real browser: Playwright drives Debian's Chromium.
 
 Draws digits with the mouse, uploads a photo, and retrains from the sidebar
-while a second session keeps reading digits.
+while a second session keeps reading digits; two servers share one PostgreSQL.
 """
 
 import importlib
@@ -295,3 +295,73 @@ def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_wo
     playwright_api.expect(sidebar.locator(".st-key-versions_table tbody tr")).to_have_count(versions + 1,
                                                                                        timeout=30000)  # kept
     context.close()
+
+
+def test_two_servers_share_one_database(browser, postgres, training_cache, tmp_path, mnist_sample):
+    """Two app servers on one PostgreSQL database: a correction sent on one is counted on the other, a retrain
+    started on one is said to run on the other, the version promoted on one is what the other reads next, and a
+    server killed in the middle of a retrain leaves a failed run and nothing else lost."""
+    import os
+    import signal
+
+    from sqlalchemy.engine import make_url
+
+    from services.database import create_engine
+    from services.schema import training_runs
+
+    x, y = mnist_sample
+    url = postgres.new_database()
+    common = {"DIGITS_DATABASE_URL": url, "DIGITS_CACHE_DIR": str(training_cache), "DIGITS_TRAINING_TIMEOUT": "10"}
+    started = {}
+    with running_app({**common, "DIGITS_DATA_DIR": str(tmp_path / "one")}, started=started) as one_url, \
+            running_app({**common, "DIGITS_DATA_DIR": str(tmp_path / "two")}) as two_url:
+        one, two = _open(browser, one_url), _open(browser, two_url)
+        one_bar, two_bar = (page.locator('[data-testid="stSidebar"]') for page in (one, two))
+
+        draw_digit(one, x[7])
+        wait_for_idle(one)
+        assert wait_for_prediction(one) == str(y[7])
+        one.get_by_role("button", name="Right").click()
+        one.get_by_text("Saved as").wait_for(timeout=30000)
+        two.reload()
+        two_bar.get_by_text("Corrections (1 stored)").wait_for(timeout=60000)  # sent on one, counted on two
+
+        one_bar.get_by_role("button", name="Start training").click()  # the quick preset
+        one_bar.get_by_text("Training: epoch").wait_for(timeout=60000)
+        two.reload()
+        two_bar.get_by_text("A training is running on another server").wait_for(timeout=60000)
+        one_bar.get_by_text("Training finished").wait_for(timeout=240000)
+        one_bar.get_by_text("Promote it anyway").click()
+        promote = one_bar.get_by_role("button", name="Promote")
+        playwright_api.expect(promote).to_be_enabled(timeout=30000)
+        promote.click()
+        playwright_api.expect(one_bar).not_to_contain_text("shipped ·", timeout=30000)
+        version = one_bar.locator("strong").first.inner_text().strip()
+
+        draw_digit(two, x[12])  # the other server's next reading is by the promoted version
+        wait_for_idle(two)
+        assert wait_for_prediction(two)
+        playwright_api.expect(two_bar).to_contain_text(f"{version} ·", timeout=30000)
+
+        epochs = one_bar.get_by_label("Epochs", exact=True)
+        epochs.fill("200")
+        epochs.press("Enter")
+        wait_for_idle(one)
+        one_bar.get_by_role("button", name="Start training").click()
+        one_bar.get_by_text("Training: epoch").wait_for(timeout=60000)
+        os.kill(started["pid"], signal.SIGKILL)  # server one dies in the middle of its retrain
+
+        two.reload()
+        two_bar.get_by_text("A training is running on another server").wait_for(timeout=60000)
+        playwright_api.expect(two_bar).not_to_contain_text("A training is running on another server", timeout=60000)
+        two_bar.get_by_role("button", name="Start training").click()  # the lease is free again
+        two_bar.get_by_text("Training: epoch").wait_for(timeout=60000)
+        two_bar.get_by_role("button", name="Cancel training").click()
+        two.reload()
+        two_bar.get_by_text("Corrections (1 stored)").wait_for(timeout=60000)  # nothing else lost
+        two_bar.get_by_text("Model versions").click()
+        playwright_api.expect(two_bar.locator(".st-key-versions_table")).to_contain_text(version)
+
+    with create_engine(make_url(url)).connect() as db:
+        statuses = sorted(row.status for row in db.execute(training_runs.select()))
+    assert statuses == ["cancelled", "done", "failed"]  # the killed server's run says it failed

@@ -54,9 +54,9 @@ def test_sqlite_is_the_default_and_a_database_is_named_by_the_environment_or_the
 def test_migrate_brings_a_database_up_to_date_once(postgres, capsys):
     url = postgres.new_database()
     assert store_cli(["migrate", "--url", url]) == 0
-    assert "none (new) -> 3" in capsys.readouterr().out
+    assert "none (new) -> 4" in capsys.readouterr().out
     assert store_cli(["migrate", "--url", url]) == 0
-    assert "3 -> 3" in capsys.readouterr().out
+    assert "4 -> 4" in capsys.readouterr().out
 
 
 def test_an_existing_var_is_copied_into_postgresql_and_every_correction_and_version_is_intact(postgres, tmp_path,
@@ -238,3 +238,92 @@ def test_the_versions_command_works_against_postgresql(postgres, tmp_path):
 
     rows = json.loads(result.stdout)
     assert [(r["version"], r["active"]) for r in rows] == [(version, True), ("shipped", False)]
+
+
+def _lease(url: str, server: str, timeout: float = 30.0):
+    from sqlalchemy.engine import make_url
+
+    from services.database import create_engine, sqlite_url
+    from services.job_lease import TrainingLease
+    from services.schema import migrate
+
+    engine = create_engine(make_url(url) if "://" in url else sqlite_url(Path(url)))
+    migrate(engine)
+    return TrainingLease(engine, server, timeout)
+
+
+def test_one_training_per_deployment_and_a_silent_server_loses_its_run(database):
+    import time
+
+    from services.job_lease import LeaseTaken
+
+    one, other = _lease(database, "server-one", timeout=1.0), _lease(database, "server-two", timeout=1.0)
+    one.acquire("run-1")
+    with pytest.raises(LeaseTaken, match="run-1.*server-one"):
+        other.acquire("run-2")
+    assert other.elsewhere().run_id == "run-1" and one.elsewhere() is None  # the other server says one runs
+    assert one.beat("run-1")
+    one.release("run-1", "done")
+    other.acquire("run-2")  # free again
+    assert one.run("run-1")["status"] == "done" and other.elsewhere() is None
+
+    time.sleep(1.5)  # server-two stops beating (it died)
+    assert one.elsewhere() is None  # seen as dead: its run failed, the lease is free
+    failed = one.run("run-2")
+    assert failed["status"] == "failed" and "server-two" in failed["message"] and "heartbeat" in failed["message"]
+    assert not other.beat("run-2")  # a server that comes back learns it lost the lease
+    one.acquire("run-3")
+
+
+SERVER_SCRIPT = """
+import sys, time
+from services.jobs import open_jobs
+from training.config import PRESETS, TrainConfig
+jobs = open_jobs()
+state = jobs.start(TrainConfig(**{**PRESETS["quick"].overrides, "epochs": 30, "validation_size": 50}))
+print(state.run_id, jobs._process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_server_killed_mid_retrain_leaves_a_failed_run_and_nothing_else_lost(postgres, tmp_path, monkeypatch,
+                                                                               mnist_sample):
+    import signal
+    import time
+
+    from services.jobs import TrainingAlreadyRunning, open_jobs
+    from services.model_store import open_registry
+    from training.config import TrainConfig
+    from training.data import Dataset, Split, save_cache
+
+    url = postgres.new_database()
+    x, y = mnist_sample
+    save_cache(Dataset("mnist", "test digits", Split(np.concatenate([x] * 8), np.concatenate([y] * 8)), Split(x, y)),
+               tmp_path / "cache")
+    environment = {**os.environ, "DIGITS_DATABASE_URL": url, "DIGITS_DATA_DIR": str(tmp_path / "server"),
+                   "DIGITS_CACHE_DIR": str(tmp_path / "cache"), "DIGITS_TRAINING_TIMEOUT": "8"}
+    monkeypatch.setenv("DIGITS_DATABASE_URL", url)
+    monkeypatch.setattr("services.job_lease.TIMEOUT_SECONDS", 8.0)
+    _fill(CorrectionStore(url))
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT], cwd=ROOT, env=environment, text=True,
+                              stdout=subprocess.PIPE)
+    run_id, worker = server.stdout.readline().split()
+    here = open_jobs()  # the other server
+    assert here.state().server is not None and here.state().run_id == run_id  # it says a training is running
+    with pytest.raises(TrainingAlreadyRunning, match=run_id):
+        here.start(TrainConfig(epochs=1))
+
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (here.state() is not None and here.state().server is not None):
+        time.sleep(0.5)
+    assert here.state() is None or here.state().server is None  # no longer said to be running
+    assert here.lease.run(run_id)["status"] == "failed"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{worker}").exists():
+        time.sleep(0.5)
+    assert not Path(f"/proc/{worker}").exists()  # the worker ended with its server
+    assert len(CorrectionStore(url)) == 12  # nothing else lost
+    assert [v.version for v in open_registry().versions()] == ["shipped"]

@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import time
 
 from model.artifacts import ModelFileError
+from services.jobs import PARENT_VARIABLE
 from training.config import parse_config
 from training.data import DataUnavailableError
 from training.distribute import EXIT_WORKER_LOST, DistributeError, WorkerLostError, make_strategy
 from training.feedback import NoCorrectionsError, ReplayError
 from training.shards import ShardError
 
+EXIT_SERVER_GONE = 3  # the app server that started this worker is gone
+
+
+def _end_with_parent() -> None:
+    """A worker started by an app server ends when that server is gone (killed, its machine lost): its run is
+    then marked failed (services.job_lease), and nothing trains on that nobody watches or can cancel."""
+    parent = os.environ.get(PARENT_VARIABLE)
+    if not parent:
+        return
+
+    def watch():
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        print("error: the app server that started this training is gone; stopping.", file=sys.stderr, flush=True)
+        os._exit(EXIT_SERVER_GONE)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
 
 def main(argv=None) -> int:
+    _end_with_parent()
     try:
         config, args = parse_config(argv)
     except ValueError as error:

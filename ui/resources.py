@@ -16,7 +16,7 @@ from model.inference import Recognizer
 from model.registry import ModelVersion, Registry
 from services.corrections import CorrectionStore
 from services.database import STORE_ERRORS, DatabaseSettingError, store_problem
-from services.jobs import TrainingJobs
+from services.jobs import TrainingJobs, open_jobs
 from services.model_store import open_registry
 from services.schema import SchemaError
 
@@ -34,7 +34,7 @@ def load_recognizer(model_path: str, sha256: str) -> Recognizer:
 
 @st.cache_resource
 def training_jobs() -> TrainingJobs:
-    return TrainingJobs()
+    return open_jobs()
 
 
 @st.cache_resource

@@ -144,7 +144,11 @@ def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion,
         st.rerun(scope="app")  # training ended: redraw the whole page and stop the timer
     if state is None or state.resolved:
         return
-    if state.running:
+    if state.server is not None:  # another server of this deployment trains: its progress is shown there
+        started = pd.Timestamp(state.started, unit="s", tz="UTC").strftime("%H:%M:%S UTC")
+        st.info(f"A training is running on another server ({state.server}), started {started}: one training "
+                "runs at a time in this deployment.")
+    elif state.running:
         training_progress(state, jobs, admin)
     elif state.status == "done":
         finished_model(state, jobs, registry, active, admin)
