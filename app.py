@@ -66,7 +66,8 @@ st.title("Handwritten digit recognizer")
 mode = read_mode()
 draw_tab, *file_tabs = st.tabs(["Draw", "Upload", "Camera", "Examples"])
 with draw_tab:
-    draw_panel(st_canvas, recognizer, mode, FeedbackTarget(store, active.version, "canvas"))
+    draw_panel(st_canvas, recognizer, mode, FeedbackTarget(store, active.version, "canvas"),
+               (registry.active_version(), registry.active_version))
 for tab, (name, pick, hint, learns) in zip(file_tabs, FILE_TABS):
     with tab:
         file = pick()

@@ -10,6 +10,7 @@ marked failed, saying why, and the lease is free for the next training. Nothing 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import time
@@ -36,6 +37,7 @@ class RemoteRun:
     run_id: str
     server: str
     started: float
+    progress: dict  # what its worker last reported: epoch, epochs, batch, steps, logs
 
 
 class LeaseTaken(RuntimeError):
@@ -77,14 +79,17 @@ class TrainingLease:
             db.execute(training_runs.insert().values(run_id=run_id, server=self.server, status="training",
                                                      started=now, heartbeat=now, message=""))
 
-    def beat(self, run_id: str) -> bool:
-        """Renew the lease; False if this run no longer holds it."""
+    def beat(self, run_id: str, progress: dict | None = None) -> bool:
+        """Renew the lease, with the run's progress; False if this run no longer holds it."""
         now = time.time()
+        brief = {key: progress[key] for key in ("status", "epoch", "epochs", "batch", "steps") if key in progress} \
+            if progress else {}
         with writing(self.engine) as db, db.begin():
             held = db.execute(training_lease.update().where(training_lease.c.id == 1,
                                                             training_lease.c.run_id == run_id)
                               .values(heartbeat=now)).rowcount == 1
-            db.execute(training_runs.update().where(training_runs.c.run_id == run_id).values(heartbeat=now))
+            db.execute(training_runs.update().where(training_runs.c.run_id == run_id).values(
+                heartbeat=now, progress=json.dumps(brief)))
         return held
 
     def release(self, run_id: str, status: str, message: str = "") -> None:
@@ -104,9 +109,10 @@ class TrainingLease:
             if now - row.heartbeat > self.timeout:
                 self._expire(db, row, now)
                 return None
-            started = db.execute(sa.select(training_runs.c.started)
-                                 .where(training_runs.c.run_id == row.run_id)).scalar_one_or_none()
-            return RemoteRun(row.run_id, row.server, started or now)
+            run = db.execute(sa.select(training_runs.c.started, training_runs.c.progress)
+                             .where(training_runs.c.run_id == row.run_id)).first()
+            return RemoteRun(row.run_id, row.server, run.started if run else now,
+                             json.loads(run.progress) if run and run.progress else {})
 
     def run(self, run_id: str) -> dict | None:
         """A run's record: server, status, times and message."""

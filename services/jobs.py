@@ -110,8 +110,8 @@ class TrainingJobs:
             except STORE_ERRORS:  # the database does not answer: what this server knows
                 remote = None
             if remote is not None:
-                return JobState(remote.run_id, "training", self.runs_dir / remote.run_id, {}, remote.started,
-                                f"on another server ({remote.server})", server=remote.server)
+                return JobState(remote.run_id, "training", self.runs_dir / remote.run_id, remote.progress,
+                                remote.started, f"on another server ({remote.server})", server=remote.server)
         if record is None:
             return None
         run_dir = Path(record["run_dir"])
@@ -151,7 +151,7 @@ class TrainingJobs:
         """Renew the deployment's lease while the worker runs, then settle the job (which releases it)."""
         while process.poll() is None:
             try:
-                self.lease.beat(run_id)
+                self.lease.beat(run_id, read_progress(self.runs_dir / run_id / "progress.json"))
             except STORE_ERRORS:
                 pass  # the database is back before the timeout, or the run is marked failed: said there
             time.sleep(HEARTBEAT_SECONDS)

@@ -95,6 +95,7 @@ training_runs = sa.Table(
     sa.Column("heartbeat", sa.Float, nullable=False),
     sa.Column("ended", sa.Float),
     sa.Column("message", sa.Text, nullable=False, default=""),
+    sa.Column("progress", sa.Text),  # the worker's last progress (training.progress), as JSON
 )
 training_lease = sa.Table(
     "training_lease", metadata,

@@ -330,6 +330,8 @@ def test_two_servers_share_one_database(browser, postgres, training_cache, tmp_p
         one_bar.get_by_text("Training: epoch").wait_for(timeout=60000)
         two.reload()
         two_bar.get_by_text("A training is running on another server").wait_for(timeout=60000)
+        playwright_api.expect(two_bar.get_by_text("A training is running on another server")).to_contain_text(
+            " of 3", timeout=60000)  # with how far it is (epoch N of 3), from the database
         one_bar.get_by_text("Training finished").wait_for(timeout=240000)
         one_bar.get_by_text("Promote it anyway").click()
         promote = one_bar.get_by_role("button", name="Promote")
@@ -341,7 +343,7 @@ def test_two_servers_share_one_database(browser, postgres, training_cache, tmp_p
         draw_digit(two, x[12])  # the other server's next reading is by the promoted version
         wait_for_idle(two)
         assert wait_for_prediction(two)
-        playwright_api.expect(two_bar).to_contain_text(f"{version} ·", timeout=30000)
+        playwright_api.expect(two_bar).to_contain_text(f"{version} ·", timeout=60000)
 
         epochs = one_bar.get_by_label("Epochs", exact=True)
         epochs.fill("200")

@@ -67,20 +67,25 @@ def test_large_photos_are_kept_smaller_and_bad_samples_are_refused(database):
 
 
 MANY_WRITES_SCRIPT = """
-import sys, numpy as np
+import sys, threading, numpy as np
 from services.corrections import CorrectionStore
-store, writer, count = CorrectionStore(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-for i in range(count):
-    sample = np.random.default_rng(writer * 1000 + i).integers(0, 256, (28, 28), dtype=np.uint8)
-    store.add(i % 10, sample, sample, (i + 1) % 10, 0.5, f"writer-{writer}", "upload")
+store, first, writers, count = CorrectionStore(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def write(writer):
+    for i in range(count):
+        sample = np.random.default_rng(writer * 1000 + i).integers(0, 256, (28, 28), dtype=np.uint8)
+        store.add(i % 10, sample, sample, (i + 1) % 10, 0.5, f"writer-{writer}", "upload")
+threads = [threading.Thread(target=write, args=(w,)) for w in range(first, first + writers)]
+[t.start() for t in threads]
+[t.join() for t in threads]
 """
 
 
 def test_eight_concurrent_writers_store_every_correction(database):
     path = database
     CorrectionStore(path)
-    # Separate processes, like separate app servers sharing one data directory.
-    writers = [_spawn(MANY_WRITES_SCRIPT, path, str(w), str(PER_WRITER)) for w in range(WRITERS)]
+    # Two processes, like two app servers sharing one store, each with four sessions writing at once.
+    half = WRITERS // 2
+    writers = [_spawn(MANY_WRITES_SCRIPT, path, str(first), str(half), str(PER_WRITER)) for first in (0, half)]
     for writer in writers:
         assert writer.wait(timeout=300) == 0
     store = CorrectionStore(path)

@@ -262,7 +262,8 @@ def test_one_training_per_deployment_and_a_silent_server_loses_its_run(database)
     with pytest.raises(LeaseTaken, match="run-1.*server-one"):
         other.acquire("run-2")
     assert other.elsewhere().run_id == "run-1" and one.elsewhere() is None  # the other server says one runs
-    assert one.beat("run-1")
+    assert one.beat("run-1", {"status": "training", "epoch": 2, "epochs": 3, "logs": {"loss": 0.1}})
+    assert other.elsewhere().progress == {"status": "training", "epoch": 2, "epochs": 3}  # and how far it is
     one.release("run-1", "done")
     other.acquire("run-2")  # free again
     assert one.run("run-1")["status"] == "done" and other.elsewhere() is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +67,17 @@ def canvas_input(st_canvas) -> np.ndarray | None:
 
 
 @st.fragment
-def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTarget) -> None:
+def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTarget,
+               active: tuple[str, Callable[[], str]]) -> None:
     """Canvas, answer and details: a stroke reruns only this part of the page.
 
     The answer sits right under the canvas, so on a phone (where the columns stack) it is on
-    screen after every stroke; the details follow."""
+    screen after every stroke; the details follow. `active`: the active version this page was drawn with,
+    and how to read it now: when another session or server promoted one meanwhile, the whole page reruns,
+    so that this stroke is read by the new model and the sidebar says so."""
+    drawn_with, active_now = active
+    if active_now() != drawn_with:
+        st.rerun(scope="app")
     canvas_column, details_column = st.columns([1, 2])
     with canvas_column:
         drawing = canvas_input(st_canvas)

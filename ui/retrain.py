@@ -146,7 +146,9 @@ def training_panel(jobs: TrainingJobs, registry: Registry, active: ModelVersion,
         return
     if state.server is not None:  # another server of this deployment trains: its progress is shown there
         started = pd.Timestamp(state.started, unit="s", tz="UTC").strftime("%H:%M:%S UTC")
-        st.info(f"A training is running on another server ({state.server}), started {started}: one training "
+        epoch, epochs = state.progress.get("epoch"), state.progress.get("epochs")
+        at = f", epoch {epoch} of {epochs}" if epoch and epochs else ""
+        st.info(f"A training is running on another server ({state.server}), started {started}{at}: one training "
                 "runs at a time in this deployment.")
     elif state.running:
         training_progress(state, jobs, admin)
