@@ -100,7 +100,7 @@ def main() -> int:
     ratio = {"writes": medians["postgresql"]["writes_per_second"] / medians["sqlite"]["writes_per_second"],
              "sidebar": medians["postgresql"]["sidebar_ms"] / medians["sqlite"]["sidebar_ms"]}
     read_ms = statistics.median(reading)
-    print(f"\nmedians: " + "; ".join(f"{n}: {m['writes_per_second']:.0f} corrections stored/s, sidebar queries "
+    print("\nmedians: " + "; ".join(f"{n}: {m['writes_per_second']:.0f} corrections stored/s, sidebar queries "
                                       f"{m['sidebar_ms']:.1f} ms" for n, m in medians.items())
           + f"; reading a digit {read_ms:.2f} ms (never touches the store)")
     print(f"PostgreSQL / SQLite: writes {ratio['writes']:.2f}x, sidebar queries {ratio['sidebar']:.2f}x")

@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL
 
 from model.artifacts import ModelFileError, atomic_write_json
 from model.card import checked_version
-from model.registry import MODEL_FILE, SHIPPED_VERSION, ModelVersion, Registry, VersionExistsError, data_dir
+from model.registry import SHIPPED_VERSION, ModelVersion, Registry, VersionExistsError, data_dir
 from services.database import STORE_ERRORS, create_engine, database_url, store_problem, writing
 from services.schema import migrate, model_files, model_versions, registry_pointer
 

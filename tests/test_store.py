@@ -192,7 +192,6 @@ def _reader_set(folder: Path, version: str) -> Path:
 
 def test_a_version_promoted_on_one_server_is_what_the_other_reads_from_its_own_cache(postgres, tmp_path,
                                                                                       mnist_sample):
-    import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
     from model.artifacts import ModelFileError
