@@ -89,11 +89,19 @@ def default_store_path() -> Path:
 def existing_store(where: Path | str | None = None) -> CorrectionStore | None:
     """The store to read from, or None when nothing was ever sent (a SQLite file that does not exist yet:
     reading must not make an empty one). `where`: as CorrectionStore's."""
-    where = _where(where) if where is not None else None
-    url = sqlite_url(where) if isinstance(where, Path) else make_url(where) if where else database_url()
+    url = store_url(where)
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
         return None
     return CorrectionStore(url)
+
+
+def store_url(where: Path | str | URL | None) -> URL:
+    """The database a store names: a URL (or its text), a SQLite file's path, or None for the configured one."""
+    if where is None:
+        return database_url()
+    if isinstance(where, URL):
+        return where
+    return make_url(where) if "://" in str(where) else sqlite_url(Path(where))
 
 
 def _where(text: Path | str) -> Path | str:
@@ -148,8 +156,7 @@ class CorrectionStore:
 
     def __init__(self, where: Path | str | URL | None = None, timeout: float = BUSY_TIMEOUT_SECONDS,
                  limits: Limits | None = None):
-        where = _where(where) if isinstance(where, str) else where
-        self.url = sqlite_url(where) if isinstance(where, Path) else make_url(where) if where else database_url()
+        self.url = store_url(where)
         self.limits = limits or DEFAULT_LIMITS
         self.engine = create_engine(self.url, timeout)
         migrate(self.engine)

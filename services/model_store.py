@@ -42,6 +42,7 @@ class DatabaseRegistry(Registry):
         super().__init__(cache or data_dir() / CACHE_FOLDER)
         self.engine = create_engine(url)
         self._db = None  # the transaction holding the pointer's lock, inside _locked()
+        self._mirrored = super()._read_pointer()  # the last pointer read, as kept beside the cache
         self._migrated = False
         with contextlib.suppress(*STORE_ERRORS):  # down now: served from the cache, migrated before a change
             self._migrate()
@@ -77,9 +78,10 @@ class DatabaseRegistry(Registry):
         except STORE_ERRORS:
             return super()._read_pointer()  # the last one read: reading goes on while the database is down
         pointer = {"version": row.version, "previous": json.loads(row.previous)}
-        if pointer != super()._read_pointer():
+        if pointer != self._mirrored:  # kept beside the cache only when it changes: this runs on every stroke
             self.root.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self._pointer, pointer)
+            self._mirrored = pointer
         return pointer
 
     def _write_pointer(self, pointer: dict) -> None:
