@@ -359,6 +359,7 @@ def test_two_servers_share_one_database(browser, postgres, training_cache, tmp_p
         two_bar.get_by_role("button", name="Start training").click()  # the lease is free again
         two_bar.get_by_text("Training: epoch").wait_for(timeout=60000)
         two_bar.get_by_role("button", name="Cancel training").click()
+        two_bar.get_by_text("Training cancelled").wait_for(timeout=60000)  # before a reload can cut its rerun short
         two.reload()
         two_bar.get_by_text("Corrections (1 stored)").wait_for(timeout=60000)  # nothing else lost
         two_bar.get_by_text("Model versions").click()
