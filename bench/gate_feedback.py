@@ -1,7 +1,7 @@
 """Users teach the gate: does a fine-tune on 50 "not a digit" corrections of one doodle refuse it, at what cost?
 
 The doodle: a heart drawn on the canvas (bench/styles.DOODLES, its own pen, not the training generator's),
-which the shipped gate admits as a digit nine times in ten. The benchmark stores 50 of them as a user would
+which the shipped gate admits as a digit half the time. The benchmark stores 50 of them as a user would
 (Wrong → "not a digit": label NOT_A_DIGIT, with what the model read), runs the real command
 
     python -m training --config training/recipes/gate.json --fine-tune --feedback --base-model GATE ...
@@ -19,9 +19,9 @@ the same renderings:
 Bars (exit 1 when one is missed): ≥ 90 % of the held-out hearts refused after; USPS and MNIST refusals at
 most 0.1 points above before. Usage:
 
-    .venv/bin/python bench/gate_feedback.py [--doodle heart] [--corrections 50] [--usps-limit N]
+    .venv/bin/python bench/gate_feedback.py [--doodle heart] [--corrections 50] [--usps-limit N] [--output F]
 
-Writes bench/results/gate_feedback.json.
+Writes bench/results/gate_feedback.json (another doodle: gate_feedback_DOODLE.json).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import styles, trust  # noqa: E402
-from bench.report import write_results  # noqa: E402
+from bench.report import RESULTS, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from model.constants import NOT_A_DIGIT  # noqa: E402
 from model.gate import gate_path  # noqa: E402
@@ -107,6 +107,8 @@ def main() -> int:
     parser.add_argument("--corrections", type=int, default=50)
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the reader whose gate is taught")
     parser.add_argument("--usps-limit", type=int, default=None, help="read only the first N USPS digits")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default: bench/results/gate_feedback.json for the heart, gate_feedback_DOODLE.json else")
     args = parser.parse_args()
 
     before = Recognizer(args.model)
@@ -148,7 +150,9 @@ def main() -> int:
         "doodle": args.doodle, "corrections": args.corrections, "fine_tune_seconds": round(seconds, 1),
         "thresholds": thresholds, "doodles": doodles, "non_digits": non_digits, "digits": digits,
         "missed": missed,
-        "bars": {"doodle_refused_min": DOODLE_REFUSED_MIN, "refusal_rise_max": REFUSAL_RISE_MAX}})
+        "bars": {"doodle_refused_min": DOODLE_REFUSED_MIN, "refusal_rise_max": REFUSAL_RISE_MAX}},
+        args.output or RESULTS / ("gate_feedback.json" if args.doodle == "heart"
+                                  else f"gate_feedback_{args.doodle}.json"))
     return 1 if missed else 0
 
 

@@ -379,6 +379,13 @@ FIGURES: dict[str, Callable[[], str]] = {
     "gate-feedback-summary": lambda: (lambda b: f"{b['fine_tune_seconds']:.0f} s; the gate's threshold "
                                                 f"{b['thresholds']['before']:.3f} → {b['thresholds']['after']:.3f}")(
         results("gate_feedback")),
+    "gate-feedback-cloud": lambda: (lambda b: (
+        f"{pct(b['doodles']['cloud']['before']['refused'], 0)} → {pct(b['doodles']['cloud']['after']['refused'], 0)} "
+        f"of new clouds refused; Omniglot {pct(b['non_digits']['omniglot_canvas']['before']['refused'], 1)} → "
+        f"{pct(b['non_digits']['omniglot_canvas']['after']['refused'], 1)} (canvas); USPS photos refused "
+        f"{pct(b['digits']['usps_photo']['before']['refused'])} → {pct(b['digits']['usps_photo']['after']['refused'])}"
+        f"; threshold {b['thresholds']['before']:.3f} → {b['thresholds']['after']:.3f}"))(
+        results("gate_feedback_cloud")),
     "gate-threshold": lambda: f"{results('trust')['gate']['threshold']:.3f}",
     "gate-latency": lambda: (lambda g: f"p50 {g['ours_p50_ms']:.2f} ms with the gate, {g['previous_p50_ms']:.2f} ms "
                                        f"for the reader alone: {g['ratio']:.2f}x")(

@@ -14,6 +14,7 @@ from training.feedback import NoCorrectionsError, held_out, load_corrections, mi
 
 STYLE_DIGIT = 6  # a calculator-style 6: the shipped model reads it as 5
 CORRECTIONS = 50
+TAUGHT_DOODLE = "heart"  # the shipped gate admits about half of them (bench/gate_feedback.py)
 
 
 def test_the_held_out_slice_is_stable_as_the_store_grows():
@@ -154,9 +155,9 @@ def test_not_a_digit_corrections_teach_a_gate_and_are_never_held_out(tmp_path):
 
 def test_a_fine_tune_with_not_a_digit_corrections_teaches_the_gate_beside_the_reader(tmp_path, monkeypatch,
                                                                                    recognizer, mnist_sample):
-    """The heart the shipped gate admits as a digit, corrected 50 times as "not a digit" (with a few digits), is
-    refused after the fine-tune: the reader learns the digits, its gate the hearts, replaying the gate's own
-    recipe; the registered version carries the taught gate; the digits stay admitted."""
+    """A heart, which the shipped gate admits as a digit about half the time, corrected 50 times as "not a digit"
+    (with a few digits), is refused after the fine-tune: the reader learns the digits, its gate the hearts,
+    replaying the gate's own recipe; the registered version carries the taught gate; the digits stay admitted."""
     from bench.styles import doodle
     from model.constants import NOT_A_DIGIT
     from model.gate import gate_path
@@ -169,13 +170,13 @@ def test_a_fine_tune_with_not_a_digit_corrections_teaches_the_gate_beside_the_re
     monkeypatch.setenv("DIGITS_DATA_DIR", str(tmp_path / "data"))
     store = CorrectionStore(tmp_path / "c.sqlite3")
     rng = np.random.default_rng(1)
-    hearts = [doodle("heart", rng) for _ in range(CORRECTIONS)]
+    hearts = [doodle(TAUGHT_DOODLE, rng) for _ in range(CORRECTIONS)]
     for image, reading in zip(hearts, recognizer.read_many(hearts)):
         store.add(NOT_A_DIGIT, reading.model_input, image, reading.closest, reading.confidence, "shipped", "canvas")
     images, readings = _style(recognizer, 10, seed=5)
     for image, reading in zip(images, readings):
         store.add(STYLE_DIGIT, reading.model_input, image, reading.digit, reading.confidence, "shipped", "canvas")
-    held_out_hearts = [doodle("heart", rng) for _ in range(100)]  # other drawings, never stored
+    held_out_hearts = [doodle(TAUGHT_DOODLE, rng) for _ in range(100)]  # other drawings, never stored
 
     common = dict(feedback=True, fine_tune=True, corrections=store.path, validation_size=300, feedback_holdout=0.0)
     with pytest.raises(ReplayError, match="forget"):  # the gate without its own negatives would unlearn them
@@ -197,5 +198,5 @@ def test_a_fine_tune_with_not_a_digit_corrections_teaches_the_gate_beside_the_re
     assert card.corrections_used == 10  # the reader learns the digits only...
     assert gate_card.corrections_used == CORRECTIONS + 10 and gate_card.config["non_digits"] > 0  # ...its gate both
     assert taught.gate.card.version == gate_card.version != recognizer.gate.card.version
-    assert refused(recognizer, held_out_hearts) <= 0.2 and refused(taught, held_out_hearts) >= 0.8
+    assert refused(recognizer, held_out_hearts) <= 0.5 and refused(taught, held_out_hearts) >= 0.8
     assert refused(taught, list(x)) <= 0.02  # at most 1 of the 50 digits

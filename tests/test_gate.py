@@ -134,3 +134,4 @@ def test_the_gate_recipe_is_a_training_config_that_teaches_non_digits():
 
     config, _ = parse_config(["--config", "training/recipes/gate.json", "--output", "x/digits.gate.keras"])
     assert config.non_digits > 0 and config.generated_digits > 0 and "mnist" in config.data
+    assert config.refusal_held_out == "validation+generated"  # a threshold its fine-tunes do not knock over

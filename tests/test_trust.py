@@ -65,6 +65,49 @@ def test_threshold_refuses_at_most_the_budget():
     assert np.mean(top < threshold) <= 0.01 and np.mean(top < threshold) > 0.009
 
 
+def _honest_probabilities(tops: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities with these top values on random digits, and labels drawn from them (calibrated: T near 1)."""
+    probabilities = np.tile(((1 - tops) / 9)[:, None], (1, 10))
+    probabilities[np.arange(len(tops)), rng.integers(0, 10, len(tops))] = tops
+    return probabilities, (probabilities.cumsum(1) > rng.random((len(tops), 1))).argmax(1)
+
+
+@pytest.mark.parametrize("rule", ["validation", "validation+generated"])
+def test_a_threshold_pooled_with_generated_digits_is_not_set_by_one_validation_digit(rule):
+    """A gate refuses almost none of its validation digits: at a small budget its threshold chosen on them alone
+    was the lowest one's score, and a fine-tune that moved that one digit moved the threshold."""
+    from training.calibrate import calibrate
+
+    chosen = []
+    for lowest in (0.3, 0.05):  # one validation digit's top probability, before and after a fine-tune
+        rng = np.random.default_rng(5)
+        tops = {"mnist": np.r_[lowest, rng.uniform(0.97, 1.0, 4999)], "generated": rng.uniform(0.6, 1.0, 2000),
+                "non_digits": rng.uniform(0.1, 0.5, 2000)}
+        if rule == "validation+generated":
+            tops["threshold_generated"] = rng.uniform(0.5, 1.0, 20000)
+        made = {name: _honest_probabilities(top, rng) for name, top in tops.items()}
+        sets = {name: (np.full(len(top), name), None if name == "non_digits" else made[name][1])
+                for name, top in tops.items()}
+        calibration = calibrate(lambda names: made[names[0]][0], sets, budget=0.0001)
+        chosen.append(calibration["threshold"])
+    assert set(calibration["threshold_on"]) == {"mnist"} | ({"threshold_generated"} if "+" in rule else set())
+    if rule == "validation":
+        assert chosen[0] - chosen[1] > 0.1  # the one digit set it
+    else:
+        assert abs(chosen[0] - chosen[1]) < 0.01 and chosen[0] > 0.45  # a dozen generated digits deep
+
+
+def test_the_threshold_digits_are_drawn_after_the_other_held_out_sets(monkeypatch):
+    from training import calibrate
+
+    monkeypatch.setitem(calibrate.THRESHOLD_ON, "validation+generated", 30)
+    validation = (np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10)
+    plain = calibrate.held_out_sets(*validation, seed=3)
+    pooled = calibrate.held_out_sets(*validation, seed=3, threshold_on="validation+generated")
+    assert "threshold_generated" not in plain and len(pooled["threshold_generated"][0]) == 30
+    assert all(np.array_equal(plain[name][0], pooled[name][0]) for name in plain)  # the others are unchanged
+
+
 # --------------------------------------------------------------------------- generated data
 
 

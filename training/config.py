@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from model.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from model.registry import data_dir, new_name
+from training.calibrate import THRESHOLD_ON
 from training.data import DATASETS, DEFAULT_CACHE_DIR, MISSING_DATA
 from training.distribute import LR_SCALING, STRATEGIES
 from training.feedback import FEEDBACK_MODES
@@ -88,6 +89,11 @@ class TrainConfig:
     refusal_budget: float = option(0.0015, "share of held-out real digits the calibrated refusal threshold may "
                                            "refuse (training.calibrate); a gate (training/recipes/gate.json) "
                                            "takes a smaller one, as its refusals add to the reader's")
+    refusal_held_out: str = option("validation", "the held-out digits the refusal threshold is chosen on: "
+                                                 "validation (the validation split), or validation+generated (with "
+                                                 "20,000 generated digits, for a model that refuses almost none of "
+                                                 "its validation digits, as a gate does: training.calibrate)",
+                                   choices=tuple(THRESHOLD_ON))
     mixed_precision: bool = option(False, "compute in bfloat16 where the CPU supports it "
                                           "(a fine-tune keeps its base model's precision)")
     strategy: str = option("none", "none: one device; mirrored: every GPU of this machine; "

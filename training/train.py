@@ -473,8 +473,9 @@ def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, histo
                 figures[TEST_SPLIT], note="trained with EMNIST, which shares NIST writers with MNIST: "
                                           "the MNIST test figure may be optimistic")
         staged = work / output.name
-        calibration = calibrate(probabilities, held_out_sets(*_arrays(inputs.validation), config.seed),
-                                config.refusal_budget, companion_path(staged, "reliability.png"))
+        held_out = held_out_sets(*_arrays(inputs.validation), config.seed, config.refusal_held_out)
+        calibration = calibrate(probabilities, held_out, config.refusal_budget,
+                                companion_path(staged, "reliability.png"))
         model.save(staged)
         lite_export = convert(model)  # the fast path the app and the CLI read with, without TensorFlow
         now = dt.datetime.now(dt.timezone.utc)
