@@ -100,8 +100,11 @@ def test_a_threshold_pooled_with_generated_digits_is_not_set_by_one_validation_d
 def test_the_threshold_digits_are_drawn_after_the_other_held_out_sets(monkeypatch):
     from training import calibrate
 
+    monkeypatch.setattr(calibrate, "HELD_OUT", 20)  # small sets: the rule is what is tested
     monkeypatch.setitem(calibrate.THRESHOLD_ON, "validation+generated", 30)
-    validation = (np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10)
+    from training.glyphs import generated_digits
+
+    validation = generated_digits(20, np.random.default_rng(2))  # with ink: MNIST-made non-digits alter them
     plain = calibrate.held_out_sets(*validation, seed=3)
     pooled = calibrate.held_out_sets(*validation, seed=3, threshold_on="validation+generated")
     assert "threshold_generated" not in plain and len(pooled["threshold_generated"][0]) == 30
@@ -109,6 +112,14 @@ def test_the_threshold_digits_are_drawn_after_the_other_held_out_sets(monkeypatc
 
 
 # --------------------------------------------------------------------------- generated data
+
+
+def test_non_digits_made_from_blank_images_fail_with_a_message_instead_of_looping():
+    from training.glyphs import non_digit
+
+    blank = (np.zeros((5, 28, 28), np.uint8), np.arange(5))
+    with pytest.raises(ValueError, match="have ink"):
+        non_digit("mnist_altered", np.random.default_rng(0), blank)
 
 
 def test_generated_data_is_seeded_balanced_and_framed():

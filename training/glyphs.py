@@ -306,6 +306,7 @@ NON_DIGIT_KINDS = ("character", "script", "shape", "shape", "made_up", "scribble
 
 # A non-digit narrower than this (width / height) is drawn again: a lone upright stroke is a 1.
 MIN_NON_DIGIT_ASPECT = 0.45
+NON_DIGIT_ATTEMPTS = 1000  # a kind that passes does so within a few; all blank is a caller's mistake
 
 
 def _aspect(image: np.ndarray) -> float:
@@ -315,10 +316,13 @@ def _aspect(image: np.ndarray) -> float:
 
 def non_digit(kind: str, rng: np.random.Generator, mnist: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """One generated non-digit of a kind, as a 28x28 model input (never a lone upright stroke)."""
-    while True:
+    for _ in range(NON_DIGIT_ATTEMPTS):
         image = model_input(degrade(non_digit_drawing(kind, rng, mnist), rng))
         if _aspect(image) >= MIN_NON_DIGIT_ASPECT:
             return image
+    raise ValueError(f"No {kind!r} non-digit could be drawn in {NON_DIGIT_ATTEMPTS} attempts: every one came out "
+                     "blank or a lone upright stroke. For 'mnist_altered', check that the MNIST images given have "
+                     "ink (bright on black, like the dataset).")
 
 
 def non_digit_drawing(kind: str, rng: np.random.Generator, mnist: tuple[np.ndarray, np.ndarray] | None = None,
