@@ -91,8 +91,9 @@ class TrainConfig:
                                            "takes a smaller one, as its refusals add to the reader's")
     refusal_held_out: str = option("validation", "the held-out digits the refusal threshold is chosen on: "
                                                  "validation (the validation split), or validation+generated (with "
-                                                 "20,000 generated digits, for a model that refuses almost none of "
-                                                 "its validation digits, as a gate does: training.calibrate)",
+                                                 f"{THRESHOLD_ON['validation+generated']:,} generated digits, for a "
+                                                 "model that refuses almost none of its validation digits, as a gate "
+                                                 "does: training.calibrate)",
                                    choices=tuple(THRESHOLD_ON))
     mixed_precision: bool = option(False, "compute in bfloat16 where the CPU supports it "
                                           "(a fine-tune keeps its base model's precision)")
