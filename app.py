@@ -66,6 +66,7 @@ st.title("Handwritten digit recognizer")
 mode = read_mode()
 draw_tab, *file_tabs = st.tabs(["Draw", "Upload", "Camera", "Examples"])
 with draw_tab:
+    # the pointer, not active.version: when the active version could not be loaded, a fallback reads
     draw_panel(st_canvas, recognizer, mode, FeedbackTarget(store, active.version, "canvas"),
                (registry.active_version(), registry.active_version))
 for tab, (name, pick, hint, learns) in zip(file_tabs, FILE_TABS):

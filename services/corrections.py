@@ -104,11 +104,6 @@ def store_url(where: Path | str | URL | None) -> URL:
     return make_url(where) if "://" in str(where) else sqlite_url(Path(where))
 
 
-def _where(text: Path | str) -> Path | str:
-    """A store named on a command line: a database URL, or a SQLite file's path."""
-    return str(text) if "://" in str(text) else Path(text)
-
-
 @dataclasses.dataclass(frozen=True)
 class Correction:
     id: int
@@ -319,7 +314,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.corrections",
                                      description="Look at, export or prune the corrections users sent from the app.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--store", type=_where, default=None,
+    parser.add_argument("--store", default=None,
                         help="a SQLite file or a database URL (default: the configured database, "
                              "services/database.py: DIGITS_DATABASE_URL, the secrets file, else "
                              "$DIGITS_DATA_DIR/corrections.sqlite3)")

@@ -36,6 +36,7 @@ HELD_OUT = 2000  # generated digits and non-digits each, from a seed training ne
 # threshold (0.224 -> 0.108, and the non-digits it refused 86% -> 69%). Pooled with 20,000 generated digits,
 # which it finds harder, the budget falls a dozen digits deep and no single digit sets it.
 THRESHOLD_ON = {"validation": 0, "validation+generated": 20000}  # -> generated digits pooled in
+POOLED = "threshold_generated"  # the held-out set of those generated digits
 TEMPERATURES = np.exp(np.linspace(np.log(0.3), np.log(5.0), 200))
 
 
@@ -90,17 +91,17 @@ def held_out_sets(validation_x: np.ndarray, validation_y: np.ndarray, seed: int,
             "non_digits": (generated_non_digits(HELD_OUT, rng, (validation_x, validation_y)), None)}
     if THRESHOLD_ON[threshold_on]:  # drawn after the others, which stay what they were
         more, more_labels = generated_digits(THRESHOLD_ON[threshold_on], rng)
-        sets["threshold_generated"] = (more, more_labels.astype(int))
+        sets[POOLED] = (more, more_labels.astype(int))
     return sets
 
 
 def calibrate(predict, sets: dict, budget: float = REFUSAL_BUDGET, diagram: Path | None = None) -> dict:
     """Fit the temperature (on the validation and generated digits) and the threshold (refusing at most `budget`
-    of the validation digits, and of the "threshold_generated" ones when the sets have them); `predict` maps
+    of the validation digits, and of the POOLED ones when the sets have them); `predict` maps
     (N, 28, 28) uint8 to (N, 10) probabilities."""
     raw = {name: predict(x) for name, (x, _) in sets.items()}
-    threshold_sets = ["mnist"] + [n for n in sets if n == "threshold_generated"]
-    digit_sets = [name for name, (_, y) in sets.items() if y is not None and name not in threshold_sets[1:]]
+    threshold_sets = ["mnist", POOLED] if POOLED in sets else ["mnist"]
+    digit_sets = [name for name, (_, y) in sets.items() if y is not None and name != POOLED]
     probabilities = np.concatenate([raw[n] for n in digit_sets])
     labels = np.concatenate([sets[n][1] for n in digit_sets])
     temperature = fit_temperature(probabilities, labels)
