@@ -104,8 +104,8 @@ def draw_strokes(page, strokes, scale: float = 10.0, offset: tuple[float, float]
     """Draw polylines of 28x28-grid points with the mouse on the canvas (Fabric's upper canvas)."""
     canvas = page.locator("canvas.upper-canvas").first
     canvas.wait_for(state="visible")
-    box = canvas.bounding_box()
     for stroke in strokes:
+        box = canvas.bounding_box()  # each time: a rerun between strokes may have moved the canvas
         points = [(box["x"] + offset[0] + (x + 0.5) * scale, box["y"] + offset[1] + (y + 0.5) * scale)
                   for x, y in _smooth(stroke)]
         page.mouse.move(*points[0])
@@ -124,8 +124,9 @@ def draw_digit(page, image: np.ndarray, scale: float = 10.0, offset: tuple[float
 def touch_strokes(page, cdp, strokes, scale: float = 10.0) -> None:
     """Draw polylines of 28x28-grid points with a finger: touch events through the DevTools protocol
     (`cdp` from context.new_cdp_session(page)), as a phone's touch screen sends them."""
-    box = page.locator("canvas.upper-canvas").first.bounding_box()
+    canvas = page.locator("canvas.upper-canvas").first
     for stroke in strokes:
+        box = canvas.bounding_box()  # each time: a rerun between strokes may have moved the canvas
         points = [(box["x"] + (x + 0.5) * scale, box["y"] + (y + 0.5) * scale) for x, y in _smooth(stroke)]
         for kind, (x, y) in zip(["touchStart"] + ["touchMove"] * (len(points) - 1), points):
             cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})

@@ -37,7 +37,8 @@ export default function () {
     if (button) setTimeout(() => { button.click(); quick.sent += 1; });
   };
   document.addEventListener('pointerup', send);
-  document.addEventListener('pointercancel', () => { quick.canvas = null; });
+  // A stroke the browser cancels (a drag it started, a gesture) has ended too: send what is on the canvas.
+  document.addEventListener('pointercancel', send);
 }
 """
 send_on_pen_up = st.components.v2.component("digits_send_on_pen_up", js=SEND_ON_PEN_UP_JS, isolate_styles=False)
