@@ -30,7 +30,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.browser import PHONE, draw_strokes, launch_browser, running_app, touch_strokes, wait_for_idle  # noqa: E402
+from bench.browser import (  # noqa: E402
+    PHONE,
+    WEBSOCKET_TAP,
+    draw_strokes,
+    launch_browser,
+    running_app,
+    touch_strokes,
+    wait_for_idle,
+)
 from bench.report import write_results  # noqa: E402
 
 TIMED_LAUNCHER = (str(ROOT / "bench" / "serve_timed.py"),)
@@ -39,22 +47,6 @@ DEVICES = ("desktop", "phone")
 # Issue 24's bars, as ratios to the floor of the same run (p50 unless named).
 TARGETS = {"digit_p50": 1.6, "digit_p90": 2.2, "why_p50": 2.2, "number_vs_digit_p50": 1.3}
 
-# Records every WebSocket frame the page sends or receives, with its size, on the page's own clock.
-WEBSOCKET_TAP = """(() => {
-    window.__frames = [];
-    const Native = window.WebSocket;
-    const size = d => typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
-    window.WebSocket = function (...args) {
-        const socket = new Native(...args);
-        socket.addEventListener('message', e => window.__frames.push(
-            {dir: 'in', t: performance.now(), bytes: size(e.data)}));
-        const send = socket.send.bind(socket);
-        socket.send = d => { window.__frames.push({dir: 'out', t: performance.now(), bytes: size(d)}); send(d); };
-        return socket;
-    };
-    window.WebSocket.prototype = Native.prototype;
-    Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-})();"""
 
 # Stamps the input's end and the moment an answer matching `pattern` is in the page, then the frame after.
 WATCH = """([label, pattern, release]) => {

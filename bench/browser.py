@@ -24,6 +24,24 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+# Records every WebSocket frame the page sends or receives, with its size, on the page's own clock.
+WEBSOCKET_TAP = """(() => {
+    window.__frames = [];
+    const Native = window.WebSocket;
+    const size = d => typeof d === 'string' ? d.length : (d.byteLength ?? d.size ?? 0);
+    window.WebSocket = function (...args) {
+        const socket = new Native(...args);
+        socket.addEventListener('message', e => window.__frames.push(
+            {dir: 'in', t: performance.now(), bytes: size(e.data)}));
+        const send = socket.send.bind(socket);
+        socket.send = d => { window.__frames.push({dir: 'out', t: performance.now(), bytes: size(d)}); send(d); };
+        return socket;
+    };
+    window.WebSocket.prototype = Native.prototype;
+    Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+})();"""
+
+
 def chromium_path() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         found = shutil.which(name)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from bench.browser import (
     PHONE,
+    WEBSOCKET_TAP,
     chromium_path,
     clear_canvas,
     draw_digit,
@@ -74,6 +75,7 @@ def browser():
 
 def _open(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.add_init_script(WEBSOCKET_TAP)
     page.goto(url)
     page.get_by_text("Handwritten digit recognizer").wait_for(timeout=60000)
     _wait_for_canvas(page)
@@ -90,19 +92,24 @@ def test_digits_drawn_with_the_mouse_are_read(browser, app_url, mnist_sample):
     x, y = mnist_sample
     page = _open(browser, app_url)
     picks = [0, 7, 12, 16, 21, 27, 33, 36, 42, 47]  # one MNIST test digit of each class
-    read, sent = [], []
+    read, sent, messages = [], [], []
     for index in picks:
         before = page.evaluate("() => window.__digitsQuickSend.sent")
+        page.evaluate("() => { window.__frames.length = 0; }")
         draw_digit(page, x[index])
         wait_for_idle(page)
         read.append(wait_for_prediction(page))
         sent.append(page.evaluate("() => window.__digitsQuickSend.sent") - before)
+        messages.append(page.evaluate("() => window.__frames.filter(frame => frame.dir === 'out').length"))
         clear_canvas(page)
         playwright_api.expect(page.locator('[data-testid="stMetric"]')).to_have_count(0, timeout=30000)
         wait_for_idle(page)
     assert read == [str(y[i]) for i in picks]
-    # Every stroke was sent the moment the pen lifted (ui.inputs.SEND_ON_PEN_UP_JS), not after the canvas's delay.
-    assert sent == [len(strokes_from_image(x[i])) for i in picks]
+    # Every stroke was sent the moment the pen lifted (ui.inputs.SEND_ON_PEN_UP_JS), not after the canvas's delay,
+    # and only then: a send before the canvas has the stroke would leave the canvas's own, late send to follow.
+    strokes = [len(strokes_from_image(x[i])) for i in picks]
+    assert sent == strokes
+    assert messages == strokes
 
 
 def test_a_number_drawn_and_a_number_photographed_are_read_with_boxes(browser, app_url, mnist_sample, tmp_path):
@@ -249,17 +256,20 @@ SCROLLED = "() => window.scrollY + Array.from(document.querySelectorAll('*')).re
 def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_work(browser, app_url, mnist_sample):
     x, y = mnist_sample
     context = browser.new_context(**PHONE)
+    context.add_init_script(WEBSOCKET_TAP)
     page = context.new_page()
     page.goto(app_url)
     _wait_for_canvas(page)
     wait_for_idle(page)
     cdp = context.new_cdp_session(page)
     picks = [0, 7, 12, 16, 21, 27, 33, 36, 42, 47]
-    read = []
+    read, messages = [], []
     for index in picks:
+        page.evaluate("() => { window.__frames.length = 0; }")
         touch_strokes(page, cdp, strokes_from_image(x[index]))
         wait_for_idle(page)
         read.append(wait_for_prediction(page))
+        messages.append(page.evaluate("() => window.__frames.filter(frame => frame.dir === 'out').length"))
         metric = page.locator('[data-testid="stMetric"]').first.bounding_box()
         assert page.evaluate(SCROLLED) == 0  # nobody scrolled...
         assert 0 <= metric["y"] and metric["y"] + metric["height"] <= PHONE["viewport"]["height"]  # ...and it shows
@@ -268,7 +278,9 @@ def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_wo
         assert ink_pixels(page) == 0  # the canvas itself is empty
         wait_for_idle(page)
     assert sum(r == str(y[i]) for r, i in zip(read, picks)) >= 9, read
-    assert page.evaluate("() => window.__digitsQuickSend.sent") == sum(len(strokes_from_image(x[i])) for i in picks)
+    strokes = [len(strokes_from_image(x[i])) for i in picks]
+    assert page.evaluate("() => window.__digitsQuickSend.sent") == sum(strokes)
+    assert messages == strokes  # each stroke sent once, at once (see the mouse test)
 
     # Undo removes the last stroke only: a 7 drawn as its bar, then its stem.
     bar, stem = [[(6, 6), (20, 6)]], [[(20, 6), (12, 23)]]

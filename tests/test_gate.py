@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
+from bench import styles, synth
 from model.artifacts import SHIPPED_MODEL, ModelFileError, companion_path, file_sha256
 from model.card import ModelCard
 from model.confidence import DIGIT, NOT_A_DIGIT
@@ -135,3 +136,20 @@ def test_the_gate_recipe_is_a_training_config_that_teaches_non_digits():
     config, _ = parse_config(["--config", "training/recipes/gate.json", "--output", "x/digits.gate.keras"])
     assert config.non_digits > 0 and config.generated_digits > 0 and "mnist" in config.data
     assert config.refusal_held_out == "validation+generated"  # a threshold its fine-tunes do not knock over
+
+
+# Issue 14's table as drawn on the canvas, read by the shipped reader and gate. The S is still read as a 5 at
+# 98% digit-likeness (real writers' 5s include S-like curves; issue 23 is open for it): strict, so that the
+# day it is refused this test says to drop the mark.
+TABLE_STILL_CLAIMED = {"S": "issue 23: the shipped gate takes this S for a 5"}
+
+
+@pytest.mark.parametrize("shape", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=TABLE_STILL_CLAIMED[name]))
+    if name in TABLE_STILL_CLAIMED else name
+    for name in styles.ISSUE_TABLE])
+def test_the_shapes_of_issue_14s_table_drawn_on_the_canvas_are_not_read_as_digits(recognizer, shape):
+    drawing = styles.canvas_drawing(styles.ISSUE_TABLE[shape], pen=14)
+    readings = recognizer.read_many([synth.canvas_style(drawing, style) for style in synth.CANVAS_STYLES])
+    assert all(r.digit is None and r.refused for r in readings), [(r.verdict, r.closest, r.confidence,
+                                                                    r.digit_likeness) for r in readings]

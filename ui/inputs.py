@@ -33,12 +33,11 @@ export default function () {
     if (!canvas) return;
     let node = canvas, button = null;
     while (node && !(button = node.querySelector?.(label))) node = node.parentNode;
-    // After the canvas's own handlers: the stroke is on the canvas and in its history.
-    if (button) setTimeout(() => { button.click(); quick.sent += 1; });
+    if (button) { button.click(); quick.sent += 1; }
   };
-  document.addEventListener('pointerup', send);
-  // A stroke the browser cancels (a drag it started, a gesture) has ended too: send what is on the canvas.
-  document.addEventListener('pointercancel', send);
+  // The canvas (Fabric.js) ends a stroke on the document's mouseup or touchend, after pointerup: the
+  // window hears them last. A stroke the browser cancels has ended too: send what is on the canvas.
+  for (const end of ['mouseup', 'touchend', 'touchcancel', 'pointercancel']) window.addEventListener(end, send);
 }
 """
 send_on_pen_up = st.components.v2.component("digits_send_on_pen_up", js=SEND_ON_PEN_UP_JS, isolate_styles=False)
