@@ -281,6 +281,21 @@ def gate_tradeoff() -> str:
     return _curve(gate["trade_off"], gate["threshold"])
 
 
+def gate_scores() -> str:
+    """Other scores for "not a digit", each held to the shipped rule's refusals of real USPS digits."""
+    bench = results("gate_scores")
+    rows = []
+    for rule, row in bench["rules"].items():
+        cells = [rule, f"{pct(row['omniglot_canvas'], 1)} / {pct(row['omniglot_photo'], 1)}",
+                 pct(row["generated_non_digits"], 1), f"{round(row['issue_table'] * bench['counts']['issue_table'])}"
+                 f"/{bench['counts']['issue_table']}", pct(row["mnist_test"]), pct(row["ardis_heldout"]),
+                 pct(row["continental"])]
+        rows.append([f"**{c}**" for c in cells] if "shipped" in rule else cells)
+    return table([f"score (USPS refused: {pct(bench['usps_refused_by_the_shipped_rule'])} for each)",
+                  "Omniglot refused, canvas / photos", "generated non-digits", "issue 14's table",
+                  "MNIST test refused", "ARDIS held out", "continental"], rows)
+
+
 def finetune() -> str:
     bench = results("feedback_finetune")
     digit, before = str(bench["style_digit"]), bench["calculator_digits_before"]
@@ -400,6 +415,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "trust-tradeoff": trust_tradeoff, "finetune": finetune, "distributed": distributed,
     "results-models": results_models, "answer-latency": answer_latency,
     "gate-tradeoff": gate_tradeoff, "gate-feedback": gate_feedback, "store-speed": store_speed,
+    "gate-scores": gate_scores,
 }
 
 
