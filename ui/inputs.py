@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,9 @@ export default function () {
 }
 """
 send_on_pen_up = st.components.v2.component("digits_send_on_pen_up", js=SEND_ON_PEN_UP_JS, isolate_styles=False)
+# The browser draws a rerun's elements once all of them have arrived; a short pause after the answer lets it
+# draw the answer first, the details a moment later (docs/speed.md: the answer ~12 ms sooner, painted ~30 ms).
+ANSWER_FIRST_PAUSE = 0.015
 CANVAS_SIZE = 280  # 10x MNIST's 28 px, so a mouse can draw comfortably
 PEN_WIDTH = 18
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # the gallery, written by examples/make_examples.py
@@ -83,6 +87,8 @@ def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTar
         drawing = canvas_input(st_canvas)
         result = read(recognizer, drawing, mode)
         show_answer(result, "Draw a digit on the black canvas.")
+        if result is not None:
+            time.sleep(ANSWER_FIRST_PAUSE)
         st.slider("Pen width", min_value=4, max_value=40, value=PEN_WIDTH, key=state.PEN_WIDTH)
     with details_column:
         show_details(result, drawing, recognizer, "canvas", "canvas", target)
