@@ -82,6 +82,11 @@ def _open(browser, url):
     return page
 
 
+def _messages_sent_since_last_call(page) -> int:
+    """How many WebSocket messages the page sent since this was last called (WEBSOCKET_TAP records them)."""
+    return page.evaluate("() => window.__frames.splice(0).filter(frame => frame.dir === 'out').length")
+
+
 def _wait_for_canvas(page):
     page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
     # Ready once the pen-up sender's script has run too: it loads beside the canvas, not with it.
@@ -95,12 +100,12 @@ def test_digits_drawn_with_the_mouse_are_read(browser, app_url, mnist_sample):
     read, sent, messages = [], [], []
     for index in picks:
         before = page.evaluate("() => window.__digitsQuickSend.sent")
-        page.evaluate("() => { window.__frames.length = 0; }")
+        _messages_sent_since_last_call(page)
         draw_digit(page, x[index])
         wait_for_idle(page)
         read.append(wait_for_prediction(page))
         sent.append(page.evaluate("() => window.__digitsQuickSend.sent") - before)
-        messages.append(page.evaluate("() => window.__frames.filter(frame => frame.dir === 'out').length"))
+        messages.append(_messages_sent_since_last_call(page))
         clear_canvas(page)
         playwright_api.expect(page.locator('[data-testid="stMetric"]')).to_have_count(0, timeout=30000)
         wait_for_idle(page)
@@ -265,11 +270,11 @@ def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_wo
     picks = [0, 7, 12, 16, 21, 27, 33, 36, 42, 47]
     read, messages = [], []
     for index in picks:
-        page.evaluate("() => { window.__frames.length = 0; }")
+        _messages_sent_since_last_call(page)
         touch_strokes(page, cdp, strokes_from_image(x[index]))
         wait_for_idle(page)
         read.append(wait_for_prediction(page))
-        messages.append(page.evaluate("() => window.__frames.filter(frame => frame.dir === 'out').length"))
+        messages.append(_messages_sent_since_last_call(page))
         metric = page.locator('[data-testid="stMetric"]').first.bounding_box()
         assert page.evaluate(SCROLLED) == 0  # nobody scrolled...
         assert 0 <= metric["y"] and metric["y"] + metric["height"] <= PHONE["viewport"]["height"]  # ...and it shows
@@ -317,29 +322,24 @@ def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_wo
     context.close()
 
 
-def _active_in_database(url: str, timeout: float = 60.0) -> str:
+def _active_in_database(url: str, cache, timeout: float = 60.0) -> str:
     """The active version in the database once a promotion has been committed there (not the shipped one)."""
     import time
 
-    import sqlalchemy as sa
     from sqlalchemy.engine import make_url
 
     from model.registry import SHIPPED_VERSION
-    from services.database import create_engine
-    from services.schema import registry_pointer
+    from services.model_store import DatabaseRegistry
 
-    engine = create_engine(make_url(url))
+    registry = DatabaseRegistry(make_url(url), cache)
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            with engine.connect() as db:
-                version = db.execute(sa.select(registry_pointer.c.version)).scalar_one()
-            if version != SHIPPED_VERSION or time.monotonic() > deadline:
-                assert version != SHIPPED_VERSION, f"no version was promoted in the database within {timeout:.0f} s"
-                return version
+        while (version := registry.active_version()) == SHIPPED_VERSION and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        engine.dispose()
+        registry.engine.dispose()
+    assert version != SHIPPED_VERSION, f"no version was promoted in the database within {timeout:.0f} s"
+    return version
 
 
 def test_two_servers_share_one_database(browser, postgres, training_cache, tmp_path, mnist_sample):
@@ -382,7 +382,7 @@ def test_two_servers_share_one_database(browser, postgres, training_cache, tmp_p
         promote = one_bar.get_by_role("button", name="Promote")
         playwright_api.expect(promote).to_be_enabled(timeout=30000)
         promote.click()
-        version = _active_in_database(url)  # committed: the page may show a rerun's stale sidebar meanwhile
+        version = _active_in_database(url, tmp_path / "registry-cache")  # committed: the page may show a rerun's stale sidebar meanwhile
         playwright_api.expect(one_bar).to_contain_text(f"{version} ·", timeout=60000)
 
         draw_digit(two, x[12])  # the other server's next reading is by the promoted version
