@@ -64,13 +64,17 @@ state.take_feedback_change()  # a full run shows every change; only a fragment r
 st.html(PHONE_STYLE)
 st.title("Handwritten digit recognizer")
 mode = read_mode()
-draw_tab, *file_tabs = st.tabs(["Draw", "Upload", "Camera", "Examples"])
+# A tab is drawn only while shown when it loses nothing by it: the gallery (every element on the page delays
+# each stroke's answer). The upload and the camera keep their pictures, so they are drawn in any case.
+draw_tab, *file_tabs = st.tabs(["Draw", "Upload", "Camera", "Examples"], key=state.INPUT_TAB, on_change="rerun")
 with draw_tab:
     # the pointer, not active.version: when the active version could not be loaded, a fallback reads
     draw_panel(st_canvas, recognizer, mode, FeedbackTarget(store, active.version, "canvas"),
                (registry.active_version(), registry.active_version))
 for tab, (name, pick, hint, learns) in zip(file_tabs, FILE_TABS):
     with tab:
+        if name == "examples" and not tab.open:
+            continue
         file = pick()
         image = decoded(file)
         result = read(recognizer, image, mode)

@@ -3,6 +3,8 @@
 In one run, one browser:
 
 - **floor**: a bare Streamlit page (bench/floor_app.py): a click on a button -> a metric shown.
+- **canvas floor**: the app's canvas alone (bench/canvas_floor_app.py): one stroke -> a metric, nothing read.
+  What the canvas and Streamlit take per stroke whatever the app does; not one of the issue's bars.
 - **digit**: the app after *Clear*: one vertical stroke, mouse-up -> the Prediction metric shows a digit.
 - **number**: three strokes drawn, then a fourth: its mouse-up -> the Number metric shows four digits.
 - **why**: the digit again with "Why this digit?" on.
@@ -150,7 +152,7 @@ def clear(stage: Stage) -> None:
     wait_for_idle(stage.page)
 
 
-def digit_rounds(stage: Stage, rounds: int, log: Path) -> list[dict]:
+def digit_rounds(stage: Stage, rounds: int, log: Path | None) -> list[dict]:
     rows = []
     for _ in range(rounds):
         clear(stage)
@@ -198,6 +200,13 @@ def judged(figures: dict) -> dict:
             for name, value in ratios.items()}
 
 
+def canvas_share(figures: dict) -> dict:
+    """How much of the floor's ratio the canvas alone takes, and what the app adds on top of it (p50)."""
+    canvas = figures["canvas_floor"]["answer_ms"]["p50"]
+    return {"canvas_floor_vs_floor": round(canvas / figures["floor"]["answer_ms"]["p50"], 2),
+            "digit_vs_canvas_floor": round(figures["digit"]["answer_ms"]["p50"] / canvas, 2)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15, help="measured rounds of each kind, after the warm-up")
@@ -214,12 +223,19 @@ def main() -> int:
         browser = launch_browser(playwright)
         env = {"DIGITS_DATA_DIR": data, "DIGITS_RUN_TIMES": str(log)}
         with running_app({}, script=ROOT / "bench" / "floor_app.py") as floor_url, \
+                running_app({"DIGITS_DATA_DIR": str(Path(data) / "canvas")},
+                            script=ROOT / "bench" / "canvas_floor_app.py") as canvas_floor_url, \
                 running_app(env, launcher=TIMED_LAUNCHER) as app_url:
             for device in args.devices:
                 phone = device == "phone"
                 figures = {}
                 stage = Stage(browser, floor_url, phone)
                 figures["floor"] = summary(floor_rounds(stage, rounds), args.warmup)
+                stage.close()
+                stage = Stage(browser, canvas_floor_url, phone)
+                stage.page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
+                wait_for_idle(stage.page)
+                figures["canvas_floor"] = summary(digit_rounds(stage, rounds, None), args.warmup)
                 stage.close()
                 stage = Stage(browser, app_url, phone)
                 stage.page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
@@ -230,22 +246,25 @@ def main() -> int:
                 figures["why"] = summary(digit_rounds(stage, rounds, log), args.warmup)
                 stage.close()
                 figures["targets"] = judged(figures)
+                figures["canvas"] = canvas_share(figures)
                 results[device] = figures
         browser.close()
     missed = [f"{device} {name}: {t['ratio']}x the floor (wanted <= {t['target']}x)"
               for device in args.devices for name, t in results[device]["targets"].items() if not t["met"]]
     for device in args.devices:
         print(f"{device}:")
-        for kind in ("floor", "digit", "number", "why"):
+        for kind in ("floor", "canvas_floor", "digit", "number", "why"):
             f = results[device][kind]
             print(f"  {kind:7s} answer p50 {f['answer_ms']['p50']:7.1f} ms  p90 {f['answer_ms']['p90']:7.1f} ms"
                   + (f"  sent {f['input_sent_ms']['p50']} ms, server {f.get('server_ms', {}).get('p50')} ms, "
                      f"{f['messages']['p50']:.0f} messages ({f['bytes']['p50'] / 1000:.1f} kB), "
                      f"{f['messages_before_answer']['p50']:.0f} before the answer ({f['answer_message_ms']['p50']} ms),"
                      f" painted {f['painted_ms']['p50']} ms, rerun ends {f['rerun_end_ms']['p50']} ms"
-                     if kind != "floor" else ""))
+                     if kind not in ("floor", "canvas_floor") else ""))
         for name, t in results[device]["targets"].items():
             print(f"  {name}: {t['ratio']}x (wanted <= {t['target']}x) {'ok' if t['met'] else 'MISSED'}")
+        print("  the canvas alone: {canvas_floor_vs_floor}x the floor; the app {digit_vs_canvas_floor}x the canvas "
+              "alone".format(**results[device]["canvas"]))
     results["missed"] = missed
     write_results("answer_latency", results)
     return 1 if missed else 0

@@ -191,6 +191,10 @@ def answer_latency() -> str:
         floor = figures["floor"]["answer_ms"]["p50"]
         rows.append([f"**{device}** ({how}): the floor, a bare page's click → metric", f"{floor:.0f} ms",
                      f"{figures['floor']['answer_ms']['p90']:.0f} ms", "1.0x", ""])
+        canvas = figures["canvas_floor"]["answer_ms"]
+        rows.append(["· the canvas's floor, the app's canvas alone: one stroke → a metric, nothing read",
+                     f"{canvas['p50']:.0f} ms", f"{canvas['p90']:.0f} ms", f"{canvas['p50'] / floor:.1f}x",
+                     f"the app's digit takes {figures['canvas']['digit_vs_canvas_floor']:.2f}x this"])
         for kind, label in (("digit", "one stroke → the digit"), ("number", "4th stroke → a 4-digit number"),
                             ("why", "one stroke → the digit, *Why this digit?* on")):
             f = figures[kind]

@@ -48,6 +48,16 @@ def _app():
     return AppTest.from_file(APP, default_timeout=60)
 
 
+def _open_panels(at):
+    """The sidebar's panels opened, as a user opens them before using what is in them: they are drawn only
+    while open (test_the_sidebar_panels_and_the_gallery_are_drawn_only_while_open)."""
+    from ui import state
+
+    at.session_state[state.CORRECTIONS_OPEN] = True
+    at.session_state[state.VERSIONS_OPEN] = True
+    return at
+
+
 def _canvas_rgba(digit_image, size=280):
     """An MNIST digit as the canvas sends it: white strokes on black, RGBA."""
     big = np.array(Image.fromarray(digit_image).resize((size, size), Image.BILINEAR))
@@ -282,7 +292,7 @@ def test_a_wrong_number_is_corrected_digit_by_digit(canvas, mnist_sample):
 
 def test_without_an_admin_token_the_app_is_open_and_says_so(canvas, monkeypatch):
     monkeypatch.delenv("ADMIN_TOKEN", raising=False)
-    at = _app().run()
+    at = _open_panels(_app()).run()
     assert any("Open local tool" in c.value for c in at.sidebar.caption)
     assert at.sidebar.button(key="train_start") is not None
     assert not at.sidebar.button(key="version_rollback").disabled
@@ -292,7 +302,7 @@ def test_with_an_admin_token_only_reading_and_correcting_are_open(canvas, monkey
     x, y = mnist_sample
     monkeypatch.setenv("ADMIN_TOKEN", "s3cret-token")
     canvas.image = _canvas_rgba(x[35])
-    at = _app().run()
+    at = _open_panels(_app()).run()
     locked = ("train_start",)
     assert not [b for b in at.sidebar.button if b.key in locked]  # no retrain form at all
     for key in ("version_rollback", "version_activate", "version_delete"):
@@ -324,7 +334,7 @@ def test_activation_and_rollback_switch_the_model_of_every_session(canvas, mnist
     registry = Registry()
     version = registry.add(stand_in_model).version
     untrained = Recognizer(registry.get(version).path).read(canvas.image)
-    sessions = [_app().run(), _app().run()]
+    sessions = [_open_panels(_app()).run(), _open_panels(_app()).run()]
     shipped_answer = _confidences(sessions[0])
     assert shipped_answer == _confidences(sessions[1]) and _predictions(sessions[0]) == [str(y[35])]
 
@@ -345,7 +355,7 @@ def test_versions_are_compared_side_by_side_in_a_dialog(canvas, stand_in_model):
     from model.registry import Registry
 
     version = Registry().add(stand_in_model).version
-    at = _app().run()
+    at = _open_panels(_app()).run()
     assert at.sidebar.multiselect(key="version_compare").value == [version, "shipped"]
     at.sidebar.button(key="version_compare_open").click().run()
     assert not at.exception
@@ -424,11 +434,14 @@ def test_the_why_toggle_shows_the_map_over_the_28x28_and_over_the_drawing(canvas
 def test_each_example_goes_down_the_upload_path_and_is_read_as_an_upload_would_be(canvas):
     from model.images import decode_image
     from model.inference import NumberReading, Recognizer
+    from ui import state
 
     gallery = json.loads((ROOT / "examples" / "gallery.json").read_text())
     assert len(gallery) == 5
     recognizer = Recognizer()
-    at = _app().run()
+    at = _app()
+    at.session_state[state.INPUT_TAB] = "Examples"  # the gallery is drawn only while its tab is shown
+    at = at.run()
     shown = []
     for index, example in enumerate(gallery):
         at.button(key=f"example_{index}").click().run()
@@ -487,6 +500,29 @@ def test_downloads_are_the_28x28_input_and_the_json_that_the_command_prints(canv
     assert {**downloaded, "path": None} == {**printed, "path": None}
 
 
+def test_the_sidebar_panels_and_the_gallery_are_drawn_only_while_open(canvas, mnist_sample):
+    """Every element on the page delays each stroke's answer (docs/speed.md), so what is folded away is not
+    drawn: opened, it is, and nothing was lost meanwhile."""
+    from ui import state
+
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[3])
+    at = _app().run()
+    at.button(key="feedback_canvas_right").click().run()
+    folded = {"version_rollback", "version_compare_open", "correction_delete", "example_0"}
+    assert not folded & {b.key for b in at.button} and not at.sidebar.get("download_button")  # nor the export
+    assert "Corrections (1 stored)" in [e.label for e in at.sidebar.expander]  # the count shows while folded
+    at.session_state[state.CORRECTIONS_OPEN] = True
+    at.session_state[state.VERSIONS_OPEN] = True
+    at.session_state[state.INPUT_TAB] = "Examples"
+    at.run()
+    assert not at.exception
+    assert folded <= {b.key for b in at.button}
+    assert at.sidebar.get("download_button")  # the export
+    assert _predictions(at) == [str(y[3])]  # the drawing is still there and read
+    assert [c.label for c in _store().recent()] == [y[3]]
+
+
 def test_the_versions_table_shows_every_headline_figure_of_the_model_cards(canvas, tmp_path):
     from model.artifacts import file_sha256
     from model.card import HEADLINE, Metrics, ModelCard
@@ -498,7 +534,7 @@ def test_the_versions_table_shows_every_headline_figure_of_the_model_cards(canva
     ModelCard(version="20990101-000000", model_sha256=file_sha256(model),
               metrics={"test_mnist": Metrics(accuracy=0.99, errors=100, count=10000)}).write(model)
     Registry().add(model)
-    at = _app().run()
+    at = _open_panels(_app()).run()
     assert not at.exception
     table = at.sidebar.table[0].value
     assert list(table.columns) == [figure.label for figure in HEADLINE]
@@ -542,7 +578,7 @@ def secrets_file(monkeypatch, tmp_path):
                          ids=["unparsable", "not-a-string"])
 def test_a_secrets_file_that_cannot_be_read_keeps_the_admin_tools_locked(canvas, secrets_file, content, caplog):
     secrets_file.write_text(content)
-    at = _app().run()
+    at = _open_panels(_app()).run()
     assert not at.exception
     assert any("Admin tools are locked" in e.value and "secrets" in e.value for e in at.sidebar.error)
     assert not [b for b in at.sidebar.button if b.key == "train_start"]  # no retrain form
@@ -660,7 +696,7 @@ def test_past_its_limit_a_session_is_told_plainly_and_admins_delete_its_batch(ca
     canvas.image = _canvas_rgba(x[35])
     other = _app().run()  # another browser session sends one first
     other.button(key="feedback_canvas_right").click().run()
-    at = _app().run()
+    at = _open_panels(_app()).run()
     for index in (36, 37):
         canvas.image = _canvas_rgba(x[index])
         at.run()

@@ -15,6 +15,7 @@ from model.registry import SHIPPED_VERSION, ModelVersion, Registry
 from services.corrections import CorrectionStore, label_name
 from services.database import STORE_ERRORS, store_problem
 from services.versions import metric_rows, summary
+from ui import state
 from ui.resources import AdminSetting
 from ui.results import zoomed
 
@@ -74,7 +75,10 @@ def corrections_panel(store: CorrectionStore | None, admin: bool) -> int:
 def _corrections_panel(store: CorrectionStore, admin: bool) -> int:
     counts = store.counts()
     total = sum(counts["corrected"]) + sum(counts["confirmed"])
-    with st.expander(f"Corrections ({total} stored)"):
+    panel = st.expander(f"Corrections ({total} stored)", key=state.CORRECTIONS_OPEN, on_change="rerun")
+    with panel:
+        if not panel.open:  # drawn only when opened: every element on the page slows each stroke's answer
+            return total
         if not total:
             st.caption("None yet. After a prediction, press Right or pick the right digit: samples are stored "
                        "here and used when you retrain with corrections.")
@@ -136,7 +140,10 @@ def compare_versions(registry: Registry, names: list[str]) -> None:
 
 
 def versions_panel(registry: Registry, active: ModelVersion, admin: bool) -> None:
-    with st.expander("Model versions"):
+    panel = st.expander("Model versions", key=state.VERSIONS_OPEN, on_change="rerun")
+    with panel:
+        if not panel.open:  # as the corrections: drawn only when opened
+            return
         versions = registry.versions()
         rows = [summary(v, active.version) for v in versions]
         table = pd.DataFrame({figure.label: [shown(r[figure.key], figure.metric) for r in rows] for figure in HEADLINE},

@@ -18,6 +18,11 @@ FEEDBACK_SAVED = "feedback_saved"  # input fingerprint -> (correction ids, label
 FEEDBACK_CHANGED = "feedback_changed"  # a callback changed the store: the sidebar's counts must follow
 FEEDBACK_ERROR = "feedback_{source}_error"  # why the last right/wrong of a tab could not be saved
 SESSION_ID = "session_id"  # a random id per browser session: which corrections came together (no personal data)
+# The parts drawn only while open (each element on the page delays every stroke's answer): whether the sidebar's
+# panels are expanded, and which input tab is shown. Tests open them through these keys.
+CORRECTIONS_OPEN = "corrections_open"
+VERSIONS_OPEN = "versions_open"
+INPUT_TAB = "input_tab"
 
 
 def session_id() -> str:
