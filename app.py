@@ -29,12 +29,14 @@ PHONE_STYLE = """<style>
   [data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] { font-size: 1.8rem; }
 }
 </style>"""
-# The tabs that read a file: (name, input, hint, whether a right/wrong is stored). An example is no
-# user's handwriting: nothing to learn from it.
+# The tabs that read a file: (name, input, hint, whether a right/wrong is stored, whether it is drawn only while
+# shown). An example is no user's handwriting: nothing to learn from it. Every element on the page delays each
+# stroke's answer, so a tab that loses nothing when not drawn (the gallery) is drawn only while shown; the upload
+# and the camera would lose their pictures.
 FILE_TABS = (
-    ("upload", upload_input, "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.", True),
-    ("camera", camera_input, "Hold a digit or a number written on paper up to the camera.", True),
-    ("examples", example_input, "Pick an example: each goes through the same steps as an upload.", False),
+    ("upload", upload_input, "Upload a PNG, JPEG, WebP, BMP, GIF or TIFF image of a digit or a number.", True, False),
+    ("camera", camera_input, "Hold a digit or a number written on paper up to the camera.", True, False),
+    ("examples", example_input, "Pick an example: each goes through the same steps as an upload.", False, True),
 )
 
 st.set_page_config(page_title="Digit recognizer", page_icon=":material/draw:", layout="wide")
@@ -64,16 +66,14 @@ state.take_feedback_change()  # a full run shows every change; only a fragment r
 st.html(PHONE_STYLE)
 st.title("Handwritten digit recognizer")
 mode = read_mode()
-# A tab is drawn only while shown when it loses nothing by it: the gallery (every element on the page delays
-# each stroke's answer). The upload and the camera keep their pictures, so they are drawn in any case.
 draw_tab, *file_tabs = st.tabs(["Draw", "Upload", "Camera", "Examples"], key=state.INPUT_TAB, on_change="rerun")
 with draw_tab:
     # the pointer, not active.version: when the active version could not be loaded, a fallback reads
     draw_panel(st_canvas, recognizer, mode, FeedbackTarget(store, active.version, "canvas"),
                (registry.active_version(), registry.active_version))
-for tab, (name, pick, hint, learns) in zip(file_tabs, FILE_TABS):
+for tab, (name, pick, hint, learns, only_while_shown) in zip(file_tabs, FILE_TABS):
     with tab:
-        if name == "examples" and not tab.open:
+        if only_while_shown and not tab.open:
             continue
         file = pick()
         image = decoded(file)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.browser import (  # noqa: E402
     PHONE,
     WEBSOCKET_TAP,
+    clear_canvas,
     draw_strokes,
     launch_browser,
     running_app,
@@ -147,8 +148,7 @@ def floor_rounds(stage: Stage, rounds: int) -> list[dict]:
 
 
 def clear(stage: Stage) -> None:
-    stage.press(".st-key-canvas_clear button")
-    stage.page.locator('[data-testid="stMetric"]').wait_for(state="detached", timeout=30000)
+    clear_canvas(stage.page, tap=stage.phone)
     wait_for_idle(stage.page)
 
 

@@ -188,5 +188,8 @@ def wait_for_prediction(page, timeout: float = 30, settle: float = 1.0, label: s
     raise TimeoutError(f"no settled prediction within {timeout} s (last seen: {value})")
 
 
-def clear_canvas(page) -> None:
-    page.locator(".st-key-canvas_clear button").click()
+def clear_canvas(page, tap: bool = False, timeout: float = 30) -> None:
+    """Press Clear (with a finger when `tap`) and wait until the answer has gone with the drawing."""
+    button = page.locator(".st-key-canvas_clear button")
+    (button.tap if tap else button.click)()
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stMetric\"]')", timeout=timeout * 1000)

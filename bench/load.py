@@ -129,9 +129,7 @@ def serve_sessions(browser, url: str, x: np.ndarray, y: np.ndarray, photos: list
             else:  # clear, then draw a digit with the mouse
                 pick = DRAWN[(round_number + index) % len(DRAWN)]
                 if prediction(page) is not None:
-                    clear_canvas(page)
-                    page.wait_for_function("() => !document.querySelector('[data-testid=\"stMetric\"]')",
-                                           timeout=ANSWER_TIMEOUT * 1000)
+                    clear_canvas(page, timeout=ANSWER_TIMEOUT)
                 draw_digit(page, x[pick])
                 label = int(y[pick])
             pending.append((page, index, label, time.perf_counter()))
