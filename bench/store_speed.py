@@ -66,13 +66,13 @@ def main() -> int:
     if programs is None:
         print("error: PostgreSQL is not installed (apt-get install postgresql)", file=sys.stderr)
         return 1
-    server = PostgresServer(programs, durable=True)
-    server.start()
     rng = np.random.default_rng(0)
     recognizer = Recognizer()
     with np.load(ROOT / "tests" / "fixtures" / "mnist_test_sample.npz") as data:
         digit = data["x"][0]
+    server = PostgresServer(programs, durable=True)
     try:
+        server.start()
         with tempfile.TemporaryDirectory() as folder:
             stores = {"sqlite": CorrectionStore(Path(folder) / "c.sqlite3"),
                       "postgresql": CorrectionStore(server.new_database())}
@@ -93,8 +93,7 @@ def main() -> int:
                     f"{name} {writes[name][-1]:.0f} writes/s, sidebar {sidebar[name][-1]:.1f} ms" for name in stores)
                     + f"  reading {reading[-1]:.2f} ms")
     finally:
-        server.stop()
-        server.remove()
+        server.close()
     medians = {name: {"writes_per_second": statistics.median(writes[name]),
                       "sidebar_ms": statistics.median(sidebar[name])} for name in writes}
     ratio = {"writes": medians["postgresql"]["writes_per_second"] / medians["sqlite"]["writes_per_second"],

@@ -66,10 +66,11 @@ def postgres():
         pytest.skip("PostgreSQL is not installed (no initdb): the store's PostgreSQL tests are skipped. "
                     "apt-get install postgresql to run them.")
     server = PostgresServer(programs)
-    server.start()
-    yield server
-    server.stop()
-    server.remove()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

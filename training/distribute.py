@@ -11,6 +11,7 @@ Only the chief (task "chief", else worker 0) writes: backups, the model, the reg
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -216,7 +217,9 @@ def prepare_backup(directory: Path, fingerprint: dict, chief: bool) -> Path:
         log.warning("Not resuming from the backup in %s: it was made by a run with other settings (%s). "
                     "Starting from scratch.", directory, ", ".join(changed) or "unreadable stamp")
         if not chief:  # the chief removes it; this worker must not read it meanwhile
-            return Path(tempfile.mkdtemp(prefix="digits-backup-ignored-"))
+            ignored = Path(tempfile.mkdtemp(prefix="digits-backup-ignored-"))
+            atexit.register(shutil.rmtree, ignored, ignore_errors=True)  # only the chief writes: it stays empty
+            return ignored
         shutil.rmtree(directory, ignore_errors=True)
     if chief:
         directory.mkdir(parents=True, exist_ok=True)
