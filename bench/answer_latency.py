@@ -40,6 +40,7 @@ from bench.browser import (  # noqa: E402
     launch_browser,
     running_app,
     touch_strokes,
+    wait_for_canvas,
     wait_for_idle,
 )
 from bench.report import write_results  # noqa: E402
@@ -81,13 +82,16 @@ def percentile(values, q):
 class Stage:
     """A page (desktop with the mouse, or phone with touch) and how a finger or a mouse acts on it."""
 
-    def __init__(self, browser, url: str, phone: bool):
+    def __init__(self, browser, url: str, phone: bool, canvas: bool = False):
         self.context = browser.new_context(**(PHONE if phone else DESKTOP))
         self.context.add_init_script(WEBSOCKET_TAP)
         self.page = self.context.new_page()
         self.phone = phone
         self.cdp = self.context.new_cdp_session(self.page) if phone else None
         self.page.goto(url)
+        if canvas:  # a page with the app's canvas: ready to draw on, and settled
+            wait_for_canvas(self.page)
+            wait_for_idle(self.page)
 
     @property
     def release(self) -> str:
@@ -232,14 +236,10 @@ def main() -> int:
                 stage = Stage(browser, floor_url, phone)
                 figures["floor"] = summary(floor_rounds(stage, rounds), args.warmup)
                 stage.close()
-                stage = Stage(browser, canvas_floor_url, phone)
-                stage.page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
-                wait_for_idle(stage.page)
+                stage = Stage(browser, canvas_floor_url, phone, canvas=True)
                 figures["canvas_floor"] = summary(digit_rounds(stage, rounds, None), args.warmup)
                 stage.close()
-                stage = Stage(browser, app_url, phone)
-                stage.page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
-                wait_for_idle(stage.page)
+                stage = Stage(browser, app_url, phone, canvas=True)
                 figures["digit"] = summary(digit_rounds(stage, rounds, log), args.warmup)
                 figures["number"] = summary(number_rounds(stage, rounds, log), args.warmup)
                 switch_why_on(stage)

@@ -32,7 +32,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.browser import clear_canvas, draw_digit, launch_browser, prediction, running_app, wait_for_idle  # noqa: E402
+from bench.browser import (clear_canvas, draw_digit, launch_browser, prediction, running_app,  # noqa: E402
+                          wait_for_canvas, wait_for_idle)
 from bench.report import write_results  # noqa: E402
 
 TIMED_LAUNCHER = (str(ROOT / "bench" / "serve_timed.py"),)
@@ -69,7 +70,7 @@ def stroke_times(browser, digits: np.ndarray, data_dir: Path, why: bool = False)
     with running_app(env, launcher=TIMED_LAUNCHER, started=server) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
-        page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
+        wait_for_canvas(page)
         wait_for_idle(page)
         if why:  # the toggle shows once there is a reading: draw one digit, switch it on, clear
             draw_digit(page, digits[0])

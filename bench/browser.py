@@ -188,6 +188,13 @@ def wait_for_prediction(page, timeout: float = 30, settle: float = 1.0, label: s
     raise TimeoutError(f"no settled prediction within {timeout} s (last seen: {value})")
 
 
+def wait_for_canvas(page, timeout: float = 60) -> None:
+    """Wait until the app's canvas can be drawn on and each stroke is sent at pen-up: the pen-up sender's
+    script (ui.inputs.SEND_ON_PEN_UP_JS) loads beside the canvas, not with it."""
+    page.locator("canvas.upper-canvas").first.wait_for(timeout=timeout * 1000)
+    page.wait_for_function("() => window.__digitsQuickSend !== undefined", timeout=timeout * 1000)
+
+
 def clear_canvas(page, tap: bool = False, timeout: float = 30) -> None:
     """Press Clear (with a finger when `tap`) and wait until the answer has gone with the drawing."""
     button = page.locator(".st-key-canvas_clear button")

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report import write_results  # noqa: E402
-from bench.browser import (clear_canvas, draw_strokes, launch_browser, running_app, wait_for_idle,  # noqa: E402
-                           wait_for_prediction)
+from bench.browser import (clear_canvas, draw_strokes, launch_browser, running_app,  # noqa: E402
+                           wait_for_canvas, wait_for_idle, wait_for_prediction)
 from training.strokes import strokes_from_image  # noqa: E402
 from training.data import load_dataset  # noqa: E402
 
@@ -57,7 +57,7 @@ def main() -> int:
         browser = launch_browser(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
-        page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
+        wait_for_canvas(page)
         for index in picks:
             strokes = strokes_from_image(test.x[index])
             # The canvas is empty, so the metric appears only once the first stroke has been read:

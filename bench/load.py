@@ -30,7 +30,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.browser import clear_canvas, draw_digit, launch_browser, prediction, running_app, wait_for_idle  # noqa: E402
+from bench.browser import (clear_canvas, draw_digit, launch_browser, prediction, running_app,  # noqa: E402
+                          wait_for_canvas, wait_for_idle)
 from services.jobs import TrainingJobs  # noqa: E402
 
 ANSWER_TIMEOUT = 120.0  # an answer not shown by then is counted as wrong
@@ -96,7 +97,7 @@ def serve_sessions(browser, url: str, x: np.ndarray, y: np.ndarray, photos: list
     for index in range(sessions):
         page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
         page.goto(url)
-        page.locator("canvas.upper-canvas").first.wait_for(timeout=120000)
+        wait_for_canvas(page, timeout=120)
         if index % 2:
             page.get_by_role("tab", name="Upload").click()
         pages.append(page)

@@ -66,16 +66,13 @@ class PostgresServer:
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
     def close(self) -> None:
         """Stop it if it runs, and remove its files (hundreds of MB), even after a failed start or test."""
         try:
             if self.running():
                 self.stop()
         finally:
-            self.remove()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{USER}@127.0.0.1:{self.port}/{database}"

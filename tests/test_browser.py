@@ -23,6 +23,7 @@ from bench.browser import (
     launch_browser,
     running_app,
     touch_strokes,
+    wait_for_canvas,
     wait_for_idle,
     wait_for_prediction,
 )
@@ -78,19 +79,13 @@ def _open(browser, url):
     page.add_init_script(WEBSOCKET_TAP)
     page.goto(url)
     page.get_by_text("Handwritten digit recognizer").wait_for(timeout=60000)
-    _wait_for_canvas(page)
+    wait_for_canvas(page)
     return page
 
 
 def _messages_sent_since_last_call(page) -> int:
     """How many WebSocket messages the page sent since this was last called (WEBSOCKET_TAP records them)."""
     return page.evaluate("() => window.__frames.splice(0).filter(frame => frame.dir === 'out').length")
-
-
-def _wait_for_canvas(page):
-    page.locator("canvas.upper-canvas").first.wait_for(timeout=60000)
-    # Ready once the pen-up sender's script has run too: it loads beside the canvas, not with it.
-    page.wait_for_function("() => window.__digitsQuickSend !== undefined", timeout=60000)
 
 
 def test_digits_drawn_with_the_mouse_are_read(browser, app_url, mnist_sample):
@@ -263,7 +258,7 @@ def test_on_a_phone_a_finger_draws_the_answer_is_on_screen_and_undo_and_clear_wo
     context.add_init_script(WEBSOCKET_TAP)
     page = context.new_page()
     page.goto(app_url)
-    _wait_for_canvas(page)
+    wait_for_canvas(page)
     wait_for_idle(page)
     cdp = context.new_cdp_session(page)
     picks = [0, 7, 12, 16, 21, 27, 33, 36, 42, 47]
@@ -380,7 +375,8 @@ def test_two_servers_share_one_database(browser, postgres, training_cache, tmp_p
         promote = one_bar.get_by_role("button", name="Promote")
         playwright_api.expect(promote).to_be_enabled(timeout=30000)
         promote.click()
-        version = _active_in_database(url, tmp_path / "registry-cache")  # committed: the page may show a rerun's stale sidebar meanwhile
+        # committed: the page may show a rerun's stale sidebar meanwhile
+        version = _active_in_database(url, tmp_path / "registry-cache")
         playwright_api.expect(one_bar).to_contain_text(f"{version} ·", timeout=60000)
 
         draw_digit(two, x[12])  # the other server's next reading is by the promoted version
