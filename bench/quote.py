@@ -63,6 +63,9 @@ def measured(*names: str) -> str:
 # ----------------------------------------------------------------------------- tables
 
 
+NON_DIGIT_SETS = ("unipen_others_canvas", "quickdraw_canvas", "omniglot_canvas", "omniglot_photo")
+
+
 def readme_results() -> str:
     trust, robust, latency = results("trust")["sets"], results("robustness")["results"], results("latency")
     gated = "gate_versus_reader_alone" in latency  # the shipped model has a gate: one prediction runs both
@@ -78,10 +81,12 @@ def readme_results() -> str:
         ["USPS (other writers), photographed scans: right / refused / wrong ≥ 90%",
          f"**{trio(trust['usps_photo'])}**", "`bench/trust.py`"],
         ["USPS drawn again on the canvas", f"**{trio(trust['usps_canvas'])}**", "`bench/trust.py`"],
-        ["Omniglot characters (not digits): refused / wrong ≥ 90%",
-         f"**{trust['omniglot_canvas']['refused'] * 100:.1f} / {trust['omniglot_canvas']['wrong_confident'] * 100:.1f}"
-         f" %** (canvas), {trust['omniglot_photo']['refused'] * 100:.1f} / "
-         f"{trust['omniglot_photo']['wrong_confident'] * 100:.1f} % (photos)", "`bench/trust.py`"],
+        ["real people's pen digits, held-out writers: UNIPEN on the canvas (right / refused / wrong ≥ 90%); "
+         "on paper, Chars74K: right", f"**{trio(trust['unipen_canvas'])}**; {pct(trust['unipen_paper']['right'])}, "
+         f"{pct(trust['chars74k_canvas']['right'])}", "`bench/trust.py`"],
+        ["not digits, refused: held-out UNIPEN letters and symbols / Quick, Draw! categories / Omniglot canvas, photos",
+         f"**{' / '.join(pct(trust[k]['refused'], 1) for k in NON_DIGIT_SETS)}**; a digit at ≥ 90% for at most "
+         f"{pct(max(trust[k]['wrong_confident'] for k in NON_DIGIT_SETS), 1)}", "`bench/trust.py`"],
         ["continental 1, 4, 7, 9, fat markers, small scans", f"**{trio(trust['continental'])}**", "`bench/trust.py`"],
         [f"photos of paper ({robust['photo']['n']}, rendered from MNIST test digits)",
          f"**{pct(robust['photo']['accuracy'])}** right, {pct(robust['photo']['refused'])} refused",
@@ -251,6 +256,14 @@ SET_LABELS = {
     "ardis_heldout": "ARDIS, held-out 20% (Swedish writers, never trained on)",
     "optdigits_heldout": "optdigits-orig, held-out 20% (UCI's 30 training writers, never trained on)",
     "sklearn_digits": "scikit-learn's 8x8 digits (the study's other 13 writers), upsampled to 32x32",
+    "unipen_canvas": "UNIPEN digits of held-out writers (pen strokes), on the canvas",
+    "unipen_paper": "UNIPEN digits of held-out writers, in ink on paper, photographed",
+    "chars74k_canvas": "Chars74K digits of held-out writers, on the canvas",
+    "hwd1000": "HwD-1000 (one writer's 1,000 digits; measuring only), as its pictures",
+    "unipen_others_canvas": "UNIPEN letters and symbols of held-out writers (not digits, look-alikes out), canvas",
+    "chars74k_letters_canvas": "Chars74K letters of held-out writers (not digits, look-alikes out), canvas",
+    "quickdraw_canvas": "Quick, Draw! doodles of held-out categories (not digits, look-alikes out), canvas",
+    "quickdraw_bitmaps": "Quick, Draw! bitmaps of held-out categories (not digits), as pictures",
 }
 
 

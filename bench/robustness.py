@@ -3,7 +3,8 @@
 Renders MNIST **test** digits as photos (paper colour, uneven light, shadows,
 ink colour, size, position, rotation, blur, noise, JPEG, EXIF-sideways),
 as canvas drawings in the three canvas styles, as whole numbers of 2-5
-digits (drawn and photographed), and renders empty inputs (blank canvases,
+digits (drawn and photographed; and numbers written by UNIPEN's held-out
+writers with their own pen strokes, on the canvas and on paper), and renders empty inputs (blank canvases,
 blank paper, pure noise). Also reads the 1,797 digits of scikit-learn's
 bundled UCI optdigits set: 8x8 scans from writers who are not MNIST's.
 
@@ -40,7 +41,8 @@ from model.confidence import NOT_A_DIGIT, NOT_SURE  # noqa: E402
 from model.constants import INPUT_SIZE  # noqa: E402
 from training.data import load_dataset  # noqa: E402
 
-TARGETS = {"photo": 0.995, "canvas": 0.99, "optdigits": 0.975, "number": 0.97, "empty": 1.0}
+TARGETS = {"photo": 0.995, "canvas": 0.99, "optdigits": 0.98, "number": 0.97, "empty": 1.0}
+SHARED = ROOT.parent / "shared" / "data"
 
 
 def _group(kind: str) -> str:
@@ -73,6 +75,8 @@ def make_inputs(folder: Path, count: int, seed: int) -> list[dict]:
             number = "".join(str(int(test.y[i])) for i in picks)
             image = synth.written_number(kind, [test.x[i] for i in picks], rng)
             save(f"number_{kind}", image, number, multi=True, jpeg=kind == "photo" and rng.random() < 0.6)
+    for kind, image, number in unipen_numbers(count // 2, rng):
+        save(f"number_unipen_{kind}", image, number, multi=True, jpeg=kind == "paper" and rng.random() < 0.6)
     for number in range(count):
         kind = synth.EMPTY_KINDS[number % len(synth.EMPTY_KINDS)]
         save(f"empty_{kind}", synth.empty(kind, rng), None, jpeg=kind == "blank_paper" and rng.random() < 0.5)
@@ -83,6 +87,28 @@ def make_inputs(folder: Path, count: int, seed: int) -> list[dict]:
     for image, label in zip(optdigits.images, optdigits.target):
         save("optdigits", synth.optdigits_upsampled(image), int(label))
     return cases
+
+
+def unipen_numbers(count: int, rng: np.random.Generator):
+    """`count` numbers of 2-5 digits, each written by one of UNIPEN's held-out writers (never trained on): their
+    own digits side by side, half on the canvas and half on paper (training.render). Yields (kind, image, number)."""
+    from training import render
+    from training.sources import unipen
+
+    drawings, indices, labels = unipen.digits_part(SHARED, held_out=True)
+    with np.load(SHARED / "unipen" / unipen.DIGITS_FILE.name, allow_pickle=False) as arrays:
+        writers = arrays["writer"][indices]
+    by_writer = {writer: np.flatnonzero(writers == writer) for writer in np.unique(writers)}
+    by_writer = {writer: members for writer, members in by_writer.items() if len(members) >= 5}
+    names = sorted(by_writer)
+    for number in range(count):
+        members = by_writer[names[int(rng.integers(len(names)))]]
+        picks = rng.choice(members, int(rng.integers(2, 6)), replace=False)
+        strokes = [drawings.strokes(int(indices[pick])) for pick in picks]
+        text = "".join(str(int(labels[pick])) for pick in picks)
+        kind = "canvas" if number % 2 == 0 else "paper"
+        image = render.number_on_canvas(strokes, rng) if kind == "canvas" else render.number_on_paper(strokes, rng)
+        yield kind, image, text
 
 
 def read_with_command(cases: list[dict], model: Path) -> tuple[dict, float]:

