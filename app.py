@@ -48,19 +48,22 @@ recognizer, active = active_recognizer(registry)
 
 with st.sidebar:
     admin = admin_gate(admin_setting())
+    job = jobs.state()
+    running = job is not None and job.running
+    # A run's progress and its result sit at the top, in view; refreshed every second while it trains,
+    # without rerunning the page.
+    st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running, admin)
     model_summary(active, recognizer.gate)
     versions_panel(registry, active, admin)
     stored = corrections_panel(store, admin)
-    config = retrain_controls(stored) if admin else None
+    config = retrain_controls(stored, running) if admin else None
     if config is not None:
         try:
             jobs.start(config)
         except TrainingJobError as error:  # already running, or the worker could not start
             st.warning(str(error))
-    job = jobs.state()
-    running = job is not None and job.running
-    # Refresh the progress every second while training runs, without rerunning the page.
-    st.fragment(run_every=1.0 if running else None)(training_panel)(jobs, registry, active, running, admin)
+        else:
+            st.rerun()  # to draw its progress at the top
 
 state.take_feedback_change()  # a full run shows every change; only a fragment run must ask for one
 st.html(PHONE_STYLE)

@@ -28,7 +28,7 @@ from bench.report import project_relative, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from training.data import load_dataset  # noqa: E402
 
-READ_RIGHT, REFUSED_AT_MOST = 0.9965, 0.003  # issue 14's acceptance
+READ_RIGHT, REFUSED_AT_MOST = 0.9955, 0.003  # issue 32: 0.1 point below issue 14's, for a reader of every writer
 
 
 def main() -> int:

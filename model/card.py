@@ -82,6 +82,16 @@ HEADLINE = (
 )
 # The Metrics fields shown side by side when versions are compared: every labelled one.
 COMPARED = tuple(f.name for f in dataclasses.fields(Metrics) if "label" in f.metadata)
+# How each evaluation set is named wherever figures are shown (the CLI, the sidebar, the compare dialog).
+SPLIT_LABELS = {TEST_SPLIT: "MNIST test", "validation": "validation", HOLDOUT_SPLIT: "corrections held out",
+                "test_emnist": "EMNIST test", "test_unipen": "UNIPEN held-out writers", "test_ardis": "ARDIS held out",
+                "test_optdigits": "optdigits-orig held out", "test_chars74k": "Chars74K held-out writers"}
+
+
+def figure_label(split: str, metric: str) -> str:
+    """"MNIST test accuracy": one evaluation set's figure, named for people."""
+    label = next(f.metadata["label"] for f in dataclasses.fields(Metrics) if f.name == metric)
+    return f"{SPLIT_LABELS.get(split, split.replace('_', ' '))} {label}"
 
 
 def is_percent(field_name: str) -> bool:

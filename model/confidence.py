@@ -25,6 +25,10 @@ DEFAULT_THRESHOLD = 0.6
 # A refused reading whose two likeliest digits hold this much of the probability is an
 # ambiguous digit ("not sure: 4 or 9"); spread wider, it is not a digit at all.
 AMBIGUOUS_MASS = 0.85
+# Two digits about equally likely are "not sure" even above the threshold: a claim needs its digit this far
+# ahead of the runner-up (a Z-shaped 2 read 7 at 55% against 45% was claimed; issue 33). Its cost on real
+# digits is measured in docs/reliability.md.
+AMBIGUOUS_MARGIN = 0.15
 # Shown in the app and in the README: what the percentage means.
 MEANING = ("The percentage is calibrated: of all answers shown at 90%, about 90 in 100 are right. "
            "Below the model's threshold the app does not claim a digit: it says it is not sure, or that "
@@ -60,17 +64,19 @@ def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 def verdict(probabilities: np.ndarray, threshold: float) -> str:
     """DIGIT, NOT_SURE or NOT_A_DIGIT for one reading's calibrated probabilities."""
     ordered = np.sort(probabilities)[::-1]
-    if ordered[0] >= threshold:
+    if ordered[0] >= threshold and ordered[0] - ordered[1] >= AMBIGUOUS_MARGIN:
         return DIGIT
     return NOT_SURE if ordered[0] + ordered[1] >= AMBIGUOUS_MASS else NOT_A_DIGIT
 
 
 def refusal_reason(kind: str, probabilities: np.ndarray) -> str:
-    """The sentence a user reads when no digit is claimed."""
+    """The sentence a user reads when no digit is claimed, with the figures that made it so."""
     order = np.argsort(probabilities)[::-1]
+    first, second = order[0], order[1]
     if kind == NOT_SURE:
-        return f"not sure: it could be {order[0]} or {order[1]}"
-    return "not a digit: this does not look like any of 0-9"
+        return (f"not sure: it could be {first} or {second} "
+                f"({probabilities[first]:.0%} against {probabilities[second]:.0%})")
+    return f"not a digit: this does not look like any of 0-9 (the likeliest, {first}, has only {probabilities[first]:.0%})"
 
 
 CALIBRATION_BINS = 15  # equal-width confidence bins, for the ECE and the reliability diagram

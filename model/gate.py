@@ -55,5 +55,6 @@ class Gate:
         return likeness >= self.threshold
 
 
-def gate_reason(likeness: float) -> str:
-    return f"not a digit: it does not look like a handwritten digit (digit-likeness {likeness:.0%})"
+def gate_reason(likeness: float, threshold: float) -> str:
+    return (f"not a digit: it does not look like a handwritten digit (digit-likeness {likeness:.0%}; "
+            f"a digit scores at least {threshold:.0%})")

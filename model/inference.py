@@ -76,7 +76,7 @@ class Recognizer:
             reason = None if kind == DIGIT else refusal_reason(kind, probs)
             digit_likeness = float(next(likeness)) if self.gate else None
             if self.gate and not self.gate.admits(digit_likeness):  # the gate's word comes first
-                kind, reason = NOT_A_DIGIT, gate_reason(digit_likeness)
+                kind, reason = NOT_A_DIGIT, gate_reason(digit_likeness, self.gate.threshold)
             readings.append(Reading(closest if kind == DIGIT else None, float(probs[closest]),
                                     tuple(float(v) for v in probs), reason, p.image, p.box, kind, closest,
                                     digit_likeness))

@@ -109,7 +109,7 @@ class Correction:
     id: int
     created: str
     label: int  # the true digit, as the user says, or NOT_A_DIGIT
-    predicted: int | None  # what the model read (its closest digit)
+    predicted: int | None  # what the model read (its closest digit, even when the app refused it)
     confidence: float | None
     model_version: str
     source: str

@@ -13,7 +13,7 @@ import json
 import sys
 
 from model.artifacts import ModelFileError
-from model.card import COMPARED, HEADLINE, is_percent
+from model.card import COMPARED, HEADLINE, TEST_SPLIT, figure_label, is_percent
 from model.registry import ModelVersion, Registry
 from services.model_store import open_registry
 
@@ -37,14 +37,16 @@ def summary(version: ModelVersion, active: str) -> dict:
     }
 
 
-def metric_rows(versions: list[ModelVersion]) -> dict[str, list]:
-    """Metrics of several versions, one list per metric, in the order given (for side-by-side tables)."""
-    rows: dict[str, list] = {}
-    for split in sorted({split for v in versions for split in v.card.metrics}):
+def metric_rows(versions: list[ModelVersion]) -> list[tuple[str, str, list]]:
+    """Metrics of several versions, as (label, Metrics field, one value per version in the order given), for
+    side-by-side tables; MNIST test first, the rest by name."""
+    splits = sorted({split for v in versions for split in v.card.metrics}, key=lambda s: (s != TEST_SPLIT, s))
+    rows = []
+    for split in splits:
         for name in COMPARED:
             values = [v.card.metric(split, name) for v in versions]
             if any(value is not None for value in values):
-                rows[f"{split} {name}"] = values
+                rows.append((figure_label(split, name), name, values))
     return rows
 
 
@@ -66,9 +68,11 @@ def _confusion_lines(matrix: list[list[int]] | None) -> list[str]:
 def print_comparison(registry: Registry, names: list[str]) -> None:
     versions = [registry.get(name) for name in names]
     width = max(28, *(len(n) + 2 for n in names))
-    print(f"{'':<32}" + "".join(f"{n:>{width}}" for n in names))
-    for metric, values in metric_rows(versions).items():
-        print(f"{metric:<32}" + "".join(f"{_format(v, metric.split()[-1]):>{width}}" for v in values))
+    rows = metric_rows(versions)
+    labels = max([32] + [len(label) + 2 for label, _, _ in rows])
+    print(f"{'':<{labels}}" + "".join(f"{n:>{width}}" for n in names))
+    for label, metric, values in rows:
+        print(f"{label:<{labels}}" + "".join(f"{_format(v, metric):>{width}}" for v in values))
     print("\nMNIST test confusion matrices (rows: true digit, columns: predicted)")
     blocks = [_confusion_lines(registry.confusion(name)) for name in names]
     block_width = max(len(line) for block in blocks for line in block) + 4

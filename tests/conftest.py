@@ -25,6 +25,19 @@ def recognizer():
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# The parts that need more than Python, by file: run without them with the README's quick command.
+MARKED_FILES = {"test_browser.py": "browser", "test_load.py": "load"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the browser, load and PostgreSQL tests (pytest.ini names the marks), so -m can leave them out."""
+    for item in items:
+        mark = MARKED_FILES.get(item.path.name)
+        if mark:
+            item.add_marker(mark)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "postgres" in getattr(item, "fixturenames", ()) or params.get("database") == "postgresql":
+            item.add_marker("postgres")
 
 
 @pytest.fixture(autouse=True)

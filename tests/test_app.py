@@ -72,7 +72,7 @@ def _confidences(at):
     """What the page says of its reading: the digit and its confidence, or the refusal and the closest guess."""
     return ([m.value for m in at.metric if m.label == "Prediction"]
             + [md.value for md in at.markdown if md.value.startswith("Confidence")]
-            + [c.value for c in at.caption if c.value.startswith("Closest guess")])
+            + [c.value for c in at.caption if c.value.startswith("If it were a digit")])
 
 
 def _shown(reading):
@@ -80,13 +80,14 @@ def _shown(reading):
     from model.confidence import VERDICT_LABELS
 
     if reading.refused:
-        return [VERDICT_LABELS[reading.verdict], f"Closest guess: {reading.closest} ({reading.confidence:.0%})"]
+        return [VERDICT_LABELS[reading.verdict], f"If it were a digit, the likeliest would be {reading.closest} "
+                f"({reading.confidence:.0%} of the reader's probability, which only splits among 0-9)."]
     return [str(reading.digit), f"Confidence: **{reading.confidence:.1%}**"]
 
 
 def test_a_refused_reading_is_called_so_with_the_closest_guess(canvas, stand_in_model):
     """With a model that claims nothing (untrained), the page says so on the metric, names the closest
-    guess in small type, explains the percentage, and offers no "Right" to confirm."""
+    guess in small type, explains the percentage, and offers "Right" to confirm that it is not a digit."""
     from bench import styles, synth
     from model.confidence import VERDICT_LABELS
     from model.inference import Recognizer
@@ -102,8 +103,41 @@ def test_a_refused_reading_is_called_so_with_the_closest_guess(canvas, stand_in_
     assert _predictions(at) == [VERDICT_LABELS[reading.verdict]] and _confidences(at) == _shown(reading)
     assert any(reading.reason in warning.value.lower() for warning in at.warning)
     assert at.metric[0].help and "calibrated" in at.metric[0].help  # what the percentage means
-    assert not [b for b in at.button if b.label == "Right"]  # nothing claimed, nothing to confirm
     assert len(at.get("vega_lite_chart")) == 1 and any("What the model saw" in c for i in at.image for c in i.captions)
+    # issue 33, item 1: the chart of a refusal does not look like an answer: no bar stands out, and it says so
+    chart = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert "field" not in chart["encoding"]["color"]  # one pale colour for every bar
+    assert chart["title"]["text"].startswith("Not an answer") and chart["mark"]["opacity"] < 1
+
+
+def test_a_claimed_digit_has_its_bar_highlighted(canvas, mnist_sample):
+    x, y = mnist_sample
+    canvas.image = _canvas_rgba(x[35])
+    at = _app().run()
+    chart = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    assert chart["encoding"]["color"]["field"] == "pick" and chart["mark"]["opacity"] == 1
+
+
+def test_a_right_not_a_digit_is_confirmed_as_not_a_digit(canvas, stand_in_model):
+    """Issue 33, item 5: "Right" under "Not a digit" stores the drawing as the not-a-digit kind, counted as
+    confirmed."""
+    from bench import styles, synth
+    from model.confidence import NOT_A_DIGIT as REFUSED
+    from model.constants import NOT_A_DIGIT
+    from model.inference import Recognizer
+    from model.registry import Registry
+
+    canvas.image = synth.canvas_style(styles.canvas_drawing(styles.ISSUE_TABLE["smiley"], pen=14), "white_on_black")
+    registry = Registry()
+    registry.activate(registry.add(stand_in_model).version)
+    reading = Recognizer(registry.active().path).read(canvas.image)
+    assert reading.verdict == REFUSED
+    at = _app().run()
+    at.button(key="feedback_canvas_right").click().run()
+    assert not at.exception
+    (confirmed,) = _store().recent()
+    assert confirmed.not_a_digit and confirmed.label == NOT_A_DIGIT and confirmed.predicted == reading.closest
+    assert any("Saved as not a digit" in s.value for s in at.success)
 
 
 def test_empty_canvas_shows_a_hint_and_no_digit(canvas):
@@ -119,7 +153,9 @@ def test_empty_canvas_shows_a_hint_and_no_digit(canvas):
 def test_blank_canvas_after_clear_shows_the_hint(canvas):
     canvas.image = np.dstack([np.zeros((280, 280, 3), np.uint8), np.full((280, 280), 255, np.uint8)])
     at = _app().run()
-    assert _predictions(at) == [] and any("Nothing to read" in info.value for info in at.info)
+    # issue 33: a cleared canvas asks for a digit as a fresh one does, not in the words for a photo
+    assert _predictions(at) == [] and any("Draw a digit" in info.value for info in at.info)
+    assert not [info for info in at.info if "Nothing to read" in info.value or "contrast" in info.value]
 
 
 def test_drawing_shows_prediction_chart_and_model_input(canvas, mnist_sample):
@@ -182,7 +218,13 @@ def test_sidebar_shows_the_active_model(canvas):
     from model.gate import Gate
 
     gate = Gate.beside(SHIPPED_MODEL)  # the sidebar says whether a gate decides what is not a digit, and which
-    assert (f"Gate: **{gate.card.version}**" if gate else "No gate: the reader's own confidence") in text
+    # issue 33, item 10: the gate is told apart by when and on what it was trained, not by an id alone
+    if gate:
+        assert f"Gate (is it a digit at all?): trained {gate.card.created[:10]}" in text
+        assert f"on {gate.card.trained_on}" in text and f"**{gate.threshold:.0%}**" in text
+    else:
+        assert "No gate: the reader's own confidence" in text
+    assert "Reader (which digit): trained" in text
 
 
 def test_second_training_start_is_refused(canvas, monkeypatch):
@@ -362,6 +404,11 @@ def test_versions_are_compared_side_by_side_in_a_dialog(canvas, stand_in_model):
     assert any("confusion matrices" in c.value for c in at.caption)
     assert any("No confusion matrix recorded" in c.value for c in at.caption)  # the stand-in has none
     assert len(at.dataframe) == 2  # the metrics table and the shipped model's confusion matrix
+    # issue 33, item 9: the dialog names and shows figures as the sidebar does
+    table = at.dataframe[0].value
+    assert "MNIST test accuracy" in table.index and not [label for label in table.index if "test_mnist" in label]
+    assert table.loc["MNIST test accuracy", version] == "—" and table.loc["MNIST test accuracy", "shipped"].endswith("%")
+    assert "None" not in table.to_string()
 
 
 def test_retraining_with_corrections_passes_how_they_count(canvas, monkeypatch, mnist_sample):
@@ -673,8 +720,9 @@ def test_a_blank_canvas_in_whole_number_mode_gives_the_hint_and_no_empty_guess(c
     at = _app().run()
     at.radio(key="read_mode").set_value("Whole number").run()
     assert not at.exception
-    assert any("Nothing to read" in info.value for info in at.info)
-    assert not [c for c in at.caption if c.value.startswith("Closest guess")]
+    assert any("Draw a digit" in info.value for info in at.info)
+    assert not [info for info in at.info if "Nothing to read" in info.value]
+    assert not [c for c in at.caption if c.value.startswith("If ")]
     assert not [m for m in at.metric if m.label == "Number"]
 
 
@@ -717,3 +765,80 @@ def test_past_its_limit_a_session_is_told_plainly_and_admins_delete_its_batch(ca
     at.sidebar.button(key="correction_session_delete").click().run()
     assert not at.exception
     assert [s.session for s in _store().sessions()] == [other.session_state["session_id"]]
+
+
+def test_a_finished_run_says_it_is_saved_and_not_active_and_promote_and_roll_back_confirm(canvas, stand_in_model):
+    """Issue 33, item 7: before the user decides, the run is "saved, not active"; Promote and Roll back say what
+    they did where the user looks (above the Active model line, which changes), and as a toast; item 8: a worse
+    model's shortfall is in points."""
+    import json as json_module
+
+    from model.artifacts import atomic_write_json, sidecar_path
+
+    card = json_module.loads(sidecar_path(stand_in_model).read_text())
+    atomic_write_json(sidecar_path(stand_in_model), {**card, "metrics": {"test_mnist": {"accuracy": 0.95}}})
+    _finished_job(model=stand_in_model)
+    version = card["version"]
+    at = _open_panels(_app()).run()
+    finished = [i.value for i in at.sidebar.info if "Training finished" in i.value]
+    assert finished and f"Saved as version {version}, not active" in finished[0]
+    assert not [s for s in at.sidebar.success if "Kept as version" in s.value]
+    assert [w.value for w in at.sidebar.warning if "points less accurate" in w.value]  # an untrained stand-in
+    assert not [w.value for w in at.sidebar.warning if "% less accurate" in w.value]
+    at.sidebar.checkbox(key="promote_anyway").check().run()
+    at.sidebar.button(key="train_promote").click().run()
+    assert not at.exception
+    assert [s.value for s in at.sidebar.success] == [f"Promoted {version}: it reads every drawing now."]
+    assert [t.value for t in at.toast] == [f"Promoted {version}: it reads every drawing now."]
+    assert any(f"**{version}**" in md.value for md in at.sidebar.markdown)  # the Active model line
+    at.sidebar.button(key="version_rollback").click().run()
+    assert [s.value for s in at.sidebar.success] == ["Rolled back to shipped: it reads every drawing now."]
+    assert any("**shipped**" in md.value for md in at.sidebar.markdown)
+    at.run()  # told once
+    assert not at.sidebar.success
+
+
+def test_a_running_training_shows_at_the_top_with_time_left_and_start_is_off(canvas, monkeypatch):
+    """Issue 33, item 6: the progress (epoch, time left, Cancel) is the first thing in the sidebar under the
+    token, and Start training is disabled while a run goes, saying why."""
+    import time
+
+    from model.artifacts import atomic_write_json
+    from model.registry import data_dir
+
+    run_dir = data_dir() / "runs" / "20260101-000000-abcdef"
+    run_dir.mkdir(parents=True)
+    atomic_write_json(run_dir / "progress.json", {"status": "training", "epoch": 2, "epochs": 4, "batch": 50,
+                                                   "steps": 100})
+    atomic_write_json(data_dir() / "runs" / "current.json",  # this test's own process: alive, so running
+                      {"run_id": run_dir.name, "pid": os.getpid(), "run_dir": str(run_dir),
+                       "started": time.time() - 600, "status": "training", "message": ""})
+    at = _app().run()
+    assert not at.exception
+    (progress,) = at.sidebar.get("progress")
+    assert progress.proto.text == "Training: epoch 2 of 4, about 17 min left"  # 1.5 of 4 epochs in 10 minutes
+    order = [getattr(e, "key", None) or getattr(e, "value", None) for e in at.sidebar]
+    assert order.index("train_cancel") < order.index("Active model") < order.index("train_start")
+    assert at.sidebar.button(key="train_start").disabled
+    assert any("A training is running" in c.value for c in at.sidebar.caption)
+
+
+def test_the_upload_limits_are_told_up_front_and_a_refused_file_replaces_the_answer(canvas, mnist_sample):
+    """Issue 33, item 11: both limits are on the uploader; a file over them replaces the previous answer with
+    the reason (up to the server's own limit, which is above ours so that our reason is the one shown)."""
+    import tomllib
+
+    from model.images import MAX_FILE_BYTES
+
+    x, y = mnist_sample
+    buffer = io.BytesIO()
+    Image.fromarray(255 - x[3]).save(buffer, format="PNG")
+    at = _app().run()
+    assert any("25 MB and 40 megapixels" in c.value for c in at.caption)
+    at.file_uploader(key="upload").set_value(("seven.png", buffer.getvalue(), "image/png")).run()
+    assert _predictions(at) == [str(y[3])]
+    at.file_uploader(key="upload").set_value(("huge.png", bytes(26 * 2**20), "image/png")).run()
+    assert not at.exception and _predictions(at) == []
+    assert any("huge.png is 26.0 MB; the limit is 25 MB" in e.value for e in at.error)
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["maxUploadSize"] * 2**20 > MAX_FILE_BYTES

@@ -209,9 +209,10 @@ def test_correct_a_wrong_prediction_fine_tune_with_it_see_the_version_and_roll_b
     sidebar.get_by_text("Fine-tune: update the active model").click()
     wait_for_idle(page)
     sidebar.get_by_role("button", name="Start training").click()
-    finished = sidebar.get_by_text("Kept as version")
+    finished = sidebar.get_by_text("Saved as version")
     finished.wait_for(timeout=300000)
-    version = finished.inner_text().split("Kept as version")[1].strip().rstrip(".")
+    assert "not active" in finished.inner_text()  # issue 33: what happened, before the user decides
+    version = finished.inner_text().split("Saved as version")[1].split(",")[0].strip()
     playwright_api.expect(versions).to_contain_text(version, timeout=30000)  # kept in the registry, not active yet
     playwright_api.expect(versions).to_contain_text(before)
 

@@ -182,7 +182,7 @@ def test_the_models_command_lists_compares_activates_rolls_back_and_deletes(tmp_
     code, out, _ = run("list")
     assert f"* {second}" in out and f"  {first}" in out
     code, out, _ = run("compare", SHIPPED_VERSION, second)
-    assert code == 0 and "test_mnist accuracy" in out and "99.5000%" in out
+    assert code == 0 and "MNIST test accuracy" in out and "99.5000%" in out and "test_mnist" not in out
     assert "t\\p" in out and "(no confusion matrix recorded)" in out  # shipped has one, the fake has none
     assert run("rollback")[1].strip() == f"Rolled back; active: {first}"
     code, _, err = run("delete", first)

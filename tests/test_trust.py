@@ -29,8 +29,17 @@ def test_verdict_tells_a_sure_digit_an_ambiguous_one_and_a_non_digit_apart():
     ambiguous = np.array([0.5, 0.45, 0.05] + [0.0] * 7)
     spread = np.full(10, 0.1)
     assert verdict(sure, 0.6) == DIGIT
-    assert verdict(ambiguous, 0.6) == NOT_SURE and refusal_reason(NOT_SURE, ambiguous) == "not sure: it could be 0 or 1"
+    assert verdict(ambiguous, 0.6) == NOT_SURE
+    assert refusal_reason(NOT_SURE, ambiguous) == "not sure: it could be 0 or 1 (50% against 45%)"
     assert verdict(spread, 0.6) == NOT_A_DIGIT and refusal_reason(NOT_A_DIGIT, spread).startswith("not a digit")
+
+
+def test_two_digits_about_equally_likely_are_not_sure_even_above_the_threshold():
+    """Issue 33, item 2: a Z-shaped 2 read 7 at 54.9% against 45% was claimed as a 7."""
+    z_shaped_two = np.array([0, 0, 0.45, 0, 0, 0, 0, 0.549, 0, 0.001])
+    assert verdict(z_shaped_two, 0.5) == NOT_SURE
+    assert refusal_reason(NOT_SURE, z_shaped_two) == "not sure: it could be 7 or 2 (55% against 45%)"
+    assert verdict(np.array([0, 0, 0.25, 0, 0, 0, 0, 0.75, 0, 0]), 0.5) == DIGIT  # clearly ahead: claimed
 
 
 def test_calibration_is_read_from_the_card_with_defaults_for_old_models():

@@ -47,16 +47,35 @@ def admin_gate(setting: AdminSetting) -> bool:
 
 def model_summary(active: ModelVersion, gate: Gate | None) -> None:
     card = active.card
+    done = state.take_done()
+    if done:  # where the user is looking, and as a toast in case the sidebar is scrolled
+        st.success(done)
+        st.toast(done, icon=":material/check:")
     st.subheader("Active model")
     accuracy = f"{card.test_accuracy:.2%}" if card.test_accuracy is not None else "not measured"
     origin = f", fine-tuned from {card.fine_tuned_from}" if card.fine_tuned_from else ""
     st.markdown(
         f"**{active.version}** · {card.architecture} CNN  \n"
+        f"Reader (which digit): trained {_when(card)} on {card.trained_on}{origin}. "
         f"MNIST test accuracy: **{accuracy}**  \n"
-        f"Trained {(card.created or '?')[:16].replace('T', ' ')} on {card.trained_on}{origin}  \n"
-        + (f"Gate: **{gate.card.version}**, says \"not a digit\" below a digit-likeness of {gate.threshold:.0%}"
-           if gate else "No gate: the reader's own confidence decides what is not a digit")
+        + (_gate_line(gate) if gate else "No gate: the reader's own confidence decides what is not a digit")
     )
+
+
+def _when(card) -> str:
+    return (card.created or "?")[:16].replace("T", " ")
+
+
+def _gate_line(gate: Gate) -> str:
+    """The gate as a user can tell it apart from the reader: when, on what, and what it refuses."""
+    card = gate.card
+    generated = (card.config or {}).get("non_digits")
+    refused = ((card.calibration or {}).get("refused") or {}).get("non_digits")
+    return (f"Gate (is it a digit at all?): trained {_when(card)} on {card.trained_on}"
+            + (f" + {generated:,} generated non-digits" if generated else "")
+            + f". Says \"not a digit\" below a digit-likeness of **{gate.threshold:.0%}**"
+            + (f"; refused {refused:.0%} of its held-out non-digits" if refused is not None else "")
+            + f" (version {card.version})")
 
 
 def corrections_panel(store: CorrectionStore | None, admin: bool) -> int:
@@ -128,7 +147,9 @@ def shown(value, metric: str) -> str:
 @st.dialog("Compare model versions", width="large")
 def compare_versions(registry: Registry, names: list[str]) -> None:
     versions = [registry.get(name) for name in names]
-    st.dataframe(pd.DataFrame(metric_rows(versions), index=names).T, width="stretch")
+    rows = metric_rows(versions)  # labelled and shown as the sidebar shows them: "MNIST test accuracy", "—"
+    st.dataframe(pd.DataFrame([[shown(v, metric) for v in values] for _, metric, values in rows],
+                              index=[label for label, _, _ in rows], columns=names), width="stretch")
     st.caption("MNIST test confusion matrices: rows are the true digit, columns what the model read.")
     for column, name in zip(st.columns(len(names)), names):
         matrix = registry.confusion(name)
@@ -157,13 +178,16 @@ def versions_panel(registry: Registry, active: ModelVersion, admin: bool) -> Non
             if activate_column.button("Activate", key="version_activate",
                                       disabled=not admin or chosen == active.version) and admin:
                 registry.activate(chosen)
+                state.report_done(f"Activated {chosen}: it reads every drawing now.")
                 st.rerun()
             if delete_column.button("Delete", key="version_delete",
                                     disabled=not admin or chosen in (active.version, SHIPPED_VERSION)) and admin:
                 registry.delete(chosen)
+                state.report_done(f"Deleted {chosen}.")
                 st.rerun()
             if st.button("Roll back to the previous model", key="version_rollback", disabled=not admin) and admin:
                 registry.rollback()
+                state.report_done(f"Rolled back to {registry.active_version()}: it reads every drawing now.")
                 st.rerun()
         except (ValueError, ModelFileError) as error:  # e.g. nothing to roll back to, or deleted meanwhile
             st.warning(str(error))

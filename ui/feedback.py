@@ -8,6 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
+from model.confidence import NOT_A_DIGIT as NOT_A_DIGIT_VERDICT
+from model.confidence import NOT_SURE
 from model.constants import NOT_A_DIGIT
 from model.images import encode_png
 from model.inference import Reading
@@ -26,6 +28,12 @@ class FeedbackTarget(NamedTuple):
 
 def _fingerprint(readings: list[Reading]) -> str:
     return hashlib.sha1(b"".join(r.model_input.tobytes() for r in readings)).hexdigest()
+
+
+def _answered(reading: Reading) -> int:
+    """What the app answered, as a label: the digit it read, or NOT_A_DIGIT when it said so. (The stored
+    `predicted` stays the reader's closest digit: the store keeps digits there.)"""
+    return NOT_A_DIGIT if reading.verdict == NOT_A_DIGIT_VERDICT else reading.closest
 
 
 def _save_feedback(target: FeedbackTarget, readings: list[Reading], labels: list[int], raw: np.ndarray) -> None:
@@ -92,9 +100,11 @@ def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackT
         return
     predicted = [r.closest for r in readings]
     right, wrong = st.columns([1, 3], vertical_alignment="bottom")
-    if not any(r.refused for r in readings):  # nothing to confirm when no digit was claimed
+    # A digit claimed, or "not a digit" said, can be confirmed; "not sure" claimed nothing to confirm.
+    if not any(r.verdict == NOT_SURE for r in readings) and (len(readings) == 1 or not any(r.refused for r in readings)):
         right.button("Right", key=f"{key}_right", icon=":material/check:", on_click=_save_feedback,
-                     args=(target, readings, predicted, raw))
+                     args=(target, readings, [_answered(r) for r in readings], raw),
+                     help="Stored as \"not a digit\" for the gate to learn from." if readings[0].refused else None)
     with wrong:
         if len(readings) == 1:
             st.pills("Wrong → pick the digit", [*range(10), NOT_A_DIGIT], format_func=label_name, key=f"{key}_digit",

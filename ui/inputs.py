@@ -11,11 +11,11 @@ import numpy as np
 import streamlit as st
 
 from model.constants import CANVAS_SIZE, PEN_WIDTH, PEN_WIDTHS
-from model.images import ACCEPTED_EXTENSIONS, ImageDecodeError, decode_image, encode_png
+from model.images import ACCEPTED_EXTENSIONS, MAX_FILE_BYTES, MAX_PIXELS, ImageDecodeError, decode_image, encode_png
 from model.inference import Recognizer
 from ui import state
 from ui.feedback import FeedbackTarget
-from ui.results import read, show_answer, show_details
+from ui.results import blank, read, show_answer, show_details
 
 # The canvas component sends a drawing 200 ms after the pen lifts (a debounce in its own script, not an
 # option), which was four fifths of the wait for an answer (bench/answer_latency.py). This presses its own
@@ -85,6 +85,8 @@ def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTar
     with canvas_column:
         drawing = canvas_input(st_canvas)
         result = read(recognizer, drawing, mode)
+        if blank(result):  # cleared: ask for a digit as on a fresh page, not in a photo's words
+            result = None
         show_answer(result, "Draw a digit on the black canvas.")
         if result is not None:
             time.sleep(ANSWER_FIRST_PAUSE)
@@ -95,7 +97,9 @@ def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTar
 
 def upload_input() -> tuple[bytes, str] | None:
     upload = st.file_uploader("Upload a photo or scan of a digit or a number", type=list(ACCEPTED_EXTENSIONS),
-                              key="upload")
+                              key="upload", help=f"Up to {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.0f} "
+                                                 "megapixels: a larger photo is refused, saying why.")
+    st.caption(f"Up to {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.0f} megapixels.")
     return (upload.getvalue(), upload.name) if upload is not None else None
 
 

@@ -13,12 +13,15 @@ from model.confidence import EMPTY, MEANING, VERDICT_LABELS
 from model.explain import explain, overlay, overlay_on_image
 from model.images import encode_png
 from model.inference import NumberReading, Reading, Recognizer
+from model.preprocess import NO_INK
 from model.predict import number_json, reading_json
 from ui.feedback import FeedbackTarget, feedback_buttons
 
 ZOOM = 5  # the 28x28 model input is shown at 140x140, nearest-neighbour
 WHY_WIDTH = 200  # the "why" map over the user's own input
 READ_MODES = ("Auto", "One digit", "Whole number")
+ANSWER_COLOUR, OTHER_COLOUR = "#e4572e", "#9db4c0"
+IF_A_DIGIT = "Not an answer: how the reader would split it among 0-9 if it were a digit"
 
 
 def read_mode() -> str:
@@ -36,25 +39,42 @@ def read(recognizer: Recognizer, image: np.ndarray | None, mode: str) -> Reading
     return recognizer.read_auto(image)
 
 
+def blank(result: Reading | NumberReading | None) -> bool:
+    """No ink at all: on the canvas that is a fresh (or cleared) canvas, not a photo without contrast."""
+    return result is not None and result.reason == NO_INK and not (isinstance(result, NumberReading) and result.digits)
+
+
 def probability_chart(reading: Reading) -> dict:
-    """A Vega-Lite bar chart of the ten probabilities, the winner highlighted.
+    """A Vega-Lite bar chart of the ten probabilities, the answer highlighted. A refusal has no answer: its
+    bars are all pale, under a title that says what they are (issue 33: one full orange bar beside
+    "Not a digit" read as an answer).
 
     A plain spec rather than Altair: Altair validates its schema on every
     rerun, a third of a canvas stroke's server time."""
-    values = [{"digit": str(d), "probability": p, "pick": "prediction" if d == reading.closest else "other"}
+    claimed = not reading.refused
+    values = [{"digit": str(d), "probability": p, "pick": "prediction" if claimed and d == reading.closest else "other"}
               for d, p in enumerate(reading.probabilities)]
     return {
         "data": {"values": values},
-        "mark": "bar",
+        "mark": {"type": "bar", "opacity": 1.0 if claimed else 0.45},
         "height": 220,
+        "title": {"text": "Probability of each digit" if claimed else IF_A_DIGIT, "fontSize": 13,
+                  "fontWeight": "normal"},
         "encoding": {
             "x": {"field": "digit", "type": "nominal", "sort": None, "axis": {"labelAngle": 0}},
             "y": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]}},
-            "color": {"field": "pick", "type": "nominal", "legend": None,
-                      "scale": {"domain": ["prediction", "other"], "range": ["#e4572e", "#9db4c0"]}},
+            "color": ({"field": "pick", "type": "nominal", "legend": None,
+                       "scale": {"domain": ["prediction", "other"], "range": [ANSWER_COLOUR, OTHER_COLOUR]}}
+                      if claimed else {"value": OTHER_COLOUR}),
             "tooltip": [{"field": "digit"}, {"field": "probability", "format": ".2%"}],
         },
     }
+
+
+def if_a_digit(reading: Reading) -> str:
+    """A refused reading's guess, as what it is: the likeliest digit if it were one, not an answer."""
+    return (f"If it were a digit, the likeliest would be {reading.closest} "
+            f"({reading.confidence:.0%} of the reader's probability, which only splits among 0-9).")
 
 
 def show_answer(result: Reading | NumberReading | None, empty_hint: str) -> None:
@@ -66,16 +86,17 @@ def show_answer(result: Reading | NumberReading | None, empty_hint: str) -> None
             st.info(f"Nothing to read: {result.reason}. {empty_hint}")
         elif result.number is None:  # a piece is not a digit, or not surely one: no number is claimed
             st.metric("Number", "Not read", help=MEANING)
-            st.warning(result.reason.capitalize() + ".")
-            st.caption("Closest guess: " + "".join(str(d.closest) for d in result.digits))
+            st.warning(result.reason[0].upper() + result.reason[1:] + ".")
+            st.caption("If every piece were a digit, the likeliest reading: "
+                       + "".join(str(d.closest) for d in result.digits))
         else:
             st.metric("Number", result.number, help=MEANING)
     elif result.verdict == EMPTY:
         st.info(f"Nothing to read: {result.reason}. {empty_hint}")
     elif result.refused:
         st.metric("Prediction", VERDICT_LABELS[result.verdict], help=MEANING)
-        st.warning(result.reason.capitalize() + ".")
-        st.caption(f"Closest guess: {result.closest} ({result.confidence:.0%})")
+        st.warning(result.reason[0].upper() + result.reason[1:] + ".")
+        st.caption(if_a_digit(result))
     else:
         st.metric("Prediction", result.digit, help=MEANING)
         st.write(f"Confidence: **{result.confidence:.1%}**")

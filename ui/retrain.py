@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -12,10 +14,12 @@ from model.registry import PROMOTION_MARGIN, ModelVersion, Registry, worse_by
 from services.jobs import JobState, TrainingJobs
 from training.config import FIELD_TYPES, FORM_OPTIONS, PRESETS, TrainConfig, in_form
 from ui.admin import shown
+from ui.state import report_done
 
 
-def retrain_controls(corrections: int) -> TrainConfig | None:
-    """The retrain form, drawn from the options TrainConfig marks for it; the config to train when Start is clicked."""
+def retrain_controls(corrections: int, running: bool) -> TrainConfig | None:
+    """The retrain form, drawn from the options TrainConfig marks for it; the config to train when Start is clicked.
+    While a run goes (`running`), Start is off and says why."""
     st.subheader("Retrain")
     preset = st.radio("Preset", list(PRESETS), format_func=lambda p: PRESETS[p].label, key="train_preset")
     chosen = PRESETS[preset]
@@ -33,7 +37,11 @@ def retrain_controls(corrections: int) -> TrainConfig | None:
         st.error(str(error))
         return None
     missing = config.feedback and corrections == 0
-    if st.button("Start training", key="train_start", type="primary", disabled=missing) and not missing:
+    blocked = missing or running
+    if running:
+        st.caption("A training is running (its progress is at the top of this sidebar): one runs at a time. "
+                   "Wait for it, or cancel it there.")
+    if st.button("Start training", key="train_start", type="primary", disabled=blocked) and not blocked:
         return config
     return None
 
@@ -61,19 +69,31 @@ def training_progress(state: JobState, jobs: TrainingJobs, admin: bool) -> None:
     progress = state.progress
     epoch, epochs = progress.get("epoch", 0), progress.get("epochs") or 1
     batch, steps = progress.get("batch", 0), progress.get("steps") or 1
-    done = ((max(epoch, 1) - 1) + batch / steps) / epochs
-    st.progress(min(done, 1.0), text=f"{state.status.capitalize()}: epoch {epoch}/{epochs}, batch {batch}/{steps}")
-    logs = progress.get("logs", {})
-    if logs:
-        st.caption(f"loss {logs.get('loss', float('nan')):.4f} · accuracy {logs.get('accuracy', float('nan')):.4f}")
-    history = pd.DataFrame(progress.get("history", {}))
-    if len(history):
-        history.index = history.index + 1
-        st.line_chart(history[[c for c in ("loss", "val_loss") if c in history]], height=150)
-        st.line_chart(history[[c for c in ("accuracy", "val_accuracy") if c in history]], height=150)
+    done = min(((max(epoch, 1) - 1) + batch / steps) / epochs, 1.0)
+    st.progress(done, text=f"{state.status.capitalize()}: epoch {epoch} of {epochs}{time_left(state, done)}")
     if st.button("Cancel training", key="train_cancel", disabled=not admin) and admin:
         jobs.cancel()
         st.rerun()
+    logs = progress.get("logs", {})
+    history = pd.DataFrame(progress.get("history", {}))
+    if logs or len(history):
+        with st.expander("Loss and accuracy"):
+            if logs:
+                st.caption(f"batch {batch}/{steps} · loss {logs.get('loss', float('nan')):.4f} · "
+                           f"accuracy {logs.get('accuracy', float('nan')):.4f}")
+            if len(history):
+                history.index = history.index + 1
+                st.line_chart(history[[c for c in ("loss", "val_loss") if c in history]], height=150)
+                st.line_chart(history[[c for c in ("accuracy", "val_accuracy") if c in history]], height=150)
+
+
+def time_left(state: JobState, done: float) -> str:
+    """", about N min left" from the pace so far; nothing until there is a pace to go by."""
+    elapsed = time.time() - state.started
+    if done < 0.02 or elapsed <= 0:
+        return ""
+    left = elapsed * (1 - done) / done
+    return f", about {max(1, round(left / 60))} min left" if left >= 60 else ", less than a minute left"
 
 
 def figures_before(candidate: ModelCard, active: ModelCard) -> dict:
@@ -100,7 +120,8 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
         dismiss_button(jobs, admin)
         return
     took = f" in {candidate.training_seconds:.0f} s" if candidate.training_seconds is not None else ""
-    st.success(f"Training finished: {candidate.epochs_run or '?'} epochs{took}. Kept as version {candidate.version}.")
+    st.info(f"Training finished: {candidate.epochs_run or '?'} epochs{took}. Saved as version {candidate.version}, "
+            "not active: *Promote* makes it the active model, *Keep current* leaves the active one.")
     before, new = figures_before(candidate, active.card), candidate.headline()
     st.table(pd.DataFrame({
         f"before ({candidate.before_version or active.version})": [shown(before[f.key], f.metric) for f in HEADLINE],
@@ -113,7 +134,8 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
     shortfall = worse_by(candidate, active.card)
     confirmed = True
     if shortfall > PROMOTION_MARGIN:
-        st.warning(f"The new model is {shortfall:.2%} less accurate than the active one on the MNIST test set.")
+        st.warning(f"The new model is {shortfall * 100:.2f} points less accurate than the active one on the MNIST "
+                   "test set.")
         confirmed = st.checkbox("Promote it anyway", key="promote_anyway", disabled=not admin)
     promote_column, keep_column = st.columns(2)
     promote = promote_column.button("Promote", key="train_promote", disabled=not (confirmed and admin), type="primary")
@@ -128,6 +150,8 @@ def finished_model(state: JobState, jobs: TrainingJobs, registry: Registry, acti
             st.error(f"The new model could not be {'promoted' if promote else 'kept'}: {error}")
             return
         jobs.resolve("promoted" if promote else "kept")
+        report_done(f"Promoted {stored.version}: it reads every drawing now." if promote else
+                    f"Kept {active.version} active; {stored.version} stays among the versions.")
         st.rerun(scope="app")
 
 

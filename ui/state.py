@@ -23,6 +23,7 @@ SESSION_ID = "session_id"  # a random id per browser session: which corrections 
 CORRECTIONS_OPEN = "corrections_open"
 VERSIONS_OPEN = "versions_open"
 INPUT_TAB = "input_tab"
+DONE = "done"  # what a model action just did (promote, keep, activate, roll back), told once after its rerun
 
 
 def session_id() -> str:
@@ -83,3 +84,11 @@ def report_feedback_error(source: str, message: str) -> None:
 
 def take_feedback_error(source: str) -> str | None:
     return st.session_state.pop(FEEDBACK_ERROR.format(source=source), None)
+
+
+def report_done(message: str) -> None:
+    st.session_state[DONE] = message
+
+
+def take_done() -> str | None:
+    return st.session_state.pop(DONE, None)

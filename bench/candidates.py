@@ -1,0 +1,115 @@
+"""Candidate networks side by side: every reader with every gate, on `bench/trust.py`'s sets, in one run.
+
+Each set is drawn and preprocessed once (bench/trust.py's sets, same seeds), then read by every reader
+(and by the mean of the readers' calibrated probabilities, a two-network ensemble) with every gate and
+with none, for each "not sure" margin given. Prints and writes read right / refused / wrong at >= 90% per
+set and combination: what decides whether a retrained network ships (issue 32). Usage:
+
+    .venv/bin/python bench/candidates.py --reader shipped=model/digits.keras --reader new=runs/r/digits.keras \
+        --gate shipped=model/digits.gate.keras --gate new=runs/g/digits.gate.keras [--sets usps_canvas,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import trust  # noqa: E402
+from bench.report import write_results  # noqa: E402
+from model.confidence import AMBIGUOUS_MARGIN, calibrated  # noqa: E402
+from model.gate import Gate  # noqa: E402
+from model.inference import Recognizer, _batch  # noqa: E402
+from model.preprocess import preprocess  # noqa: E402
+
+DEFAULT_SETS = ("usps_photo", "usps_canvas", "omniglot_canvas", "generated_non_digits", "continental", "mnist_test",
+                "unipen_canvas", "unipen_paper", "unipen_others_canvas", "quickdraw_canvas")
+ENSEMBLE_THRESHOLD = 0.5  # the mean of calibrated readers has no calibration of its own yet
+
+
+def named(text: str) -> tuple[str, Path]:
+    name, _, path = text.partition("=")
+    if not path or not Path(path).exists():
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH to an existing .keras file, got {text!r}")
+    return name, Path(path)
+
+
+def prepared(cases) -> tuple[np.ndarray, np.ndarray, int]:
+    """A set's model inputs as one batch, their truths (-1: not a digit) and how many had no ink."""
+    inputs, truths, total = [], [], 0
+    for image, truth in cases:
+        total += 1
+        framed = preprocess(image).image
+        if framed is not None:
+            inputs.append(framed)
+            truths.append(-1 if truth is None else truth)
+    return _batch(np.stack(inputs)), np.array(truths), total
+
+
+def scored(probabilities: np.ndarray, threshold: float, likeness: np.ndarray | None, gate_threshold: float,
+           truths: np.ndarray, total: int, margin: float) -> dict:
+    """model.inference's rule, vectorised: claimed when sure, ahead of the runner-up, and (with a gate) admitted.
+    Inputs with no ink count as refused."""
+    ordered = np.sort(probabilities, axis=1)[:, ::-1]
+    top = probabilities.argmax(axis=1)
+    claimed = (ordered[:, 0] >= threshold) & (ordered[:, 0] - ordered[:, 1] >= margin)
+    if likeness is not None:
+        claimed &= likeness >= gate_threshold
+    right = (claimed & (top == truths)).sum() + (~claimed & (truths == -1)).sum()
+    confident_wrong = (claimed & (top != truths) & (ordered[:, 0] >= trust.CONFIDENT)).sum()
+    refused = (~claimed).sum() + total - len(truths)
+    return {"right": float(right / total), "refused": float(refused / total),
+            "wrong_confident": float(confident_wrong / total)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reader", type=named, action="append", required=True, help="NAME=PATH, repeatable")
+    parser.add_argument("--gate", type=named, action="append", default=[], help="NAME=PATH, repeatable")
+    parser.add_argument("--sets", default=",".join(DEFAULT_SETS), help="bench/trust.py's set names, comma-separated")
+    parser.add_argument("--margins", default=f"0,{AMBIGUOUS_MARGIN}", help="'not sure' margins to try")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    wanted = args.sets.split(",")
+    readers = {name: Recognizer(path, gate=False) for name, path in args.reader}
+    gates = {"none": None, **{name: Gate(path) for name, path in args.gate}}
+    margins = [float(m) for m in args.margins.split(",")]
+    sets = trust.build_sets(np.random.default_rng(trust.SEED), None, trust.SEED + 1)
+    unknown = set(wanted) - set(sets)
+    if unknown:
+        parser.error(f"unknown sets {sorted(unknown)}; bench/trust.py has {sorted(sets)}")
+    results = {}
+    for name, cases in sets.items():  # in trust.py's order: each set draws from the stream as it does there
+        if name not in wanted:
+            continue
+        started = time.perf_counter()
+        batch, truths, total = prepared(cases)
+        read = {reader: (calibrated(r.probabilities(batch[..., 0]), r.calibration.temperature),
+                         r.calibration.threshold) for reader, r in readers.items()}
+        if len(readers) == 2:
+            (first, _), (second, _) = read.values()
+            read["mean of " + " and ".join(readers)] = ((first + second) / 2, ENSEMBLE_THRESHOLD)
+        rows = {}
+        for gate_name, gate in gates.items():
+            likeness = gate.likeness(batch) if gate else None
+            for reader, (probabilities, threshold) in read.items():
+                for margin in margins:
+                    rows[f"{reader} + gate {gate_name}, margin {margin:g}"] = scored(
+                        probabilities, threshold, likeness, gate.threshold if gate else 0.0, truths, total, margin)
+        results[name] = {"n": total, "rows": rows}
+        print(f"{name} (n={total}, {time.perf_counter() - started:.0f} s)")
+        for label, row in rows.items():
+            print(f"  {label:58s} {row['right']:7.2%} {row['refused']:7.2%} {row['wrong_confident']:7.2%}")
+    write_results("candidates", {"readers": {n: str(p) for n, p in args.reader},
+                                 "gates": {n: str(p) for n, p in args.gate}, "sets": results}, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
