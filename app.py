@@ -17,12 +17,14 @@ from ui.feedback import FeedbackTarget
 from ui.inputs import camera_input, decoded, draw_panel, example_input, upload_input
 from ui.resources import (active_recognizer, admin_setting, model_registry, open_correction_store, training_jobs,
                           tune_interpreter)
-from ui.results import read, read_mode, show_answer, show_details
+from ui.results import read, read_mode, show_answer, show_details, show_feedback
 from ui.retrain import retrain_controls, training_panel
 
 # On a phone the columns stack: a smaller title and less padding keep the canvas and the answer
 # under it on one screen. Nothing changes above Streamlit's own phone breakpoint (640 px).
 PHONE_STYLE = """<style>
+/* the canvas's hover toolbar sits above it: room for it, so that it never covers the tab labels */
+.st-key-canvas_frame { padding-top: 2.5rem; }
 @media (max-width: 640px) {
   [data-testid="stMainBlockContainer"] { padding-top: 4rem; padding-bottom: 2rem; }
   [data-testid="stMainBlockContainer"] h1 { font-size: 1.5rem; padding: 0 0 0.25rem 0; }
@@ -78,9 +80,13 @@ for tab, (name, pick, hint, learns, only_while_shown) in zip(file_tabs, FILE_TAB
     with tab:
         if only_while_shown and not tab.open:
             continue
-        file = pick()
-        image = decoded(file)
-        result = read(recognizer, image, mode)
-        show_answer(result, hint)
-        show_details(result, image, recognizer, file[1] if file else name, name,
-                     FeedbackTarget(store, active.version, name) if learns else None)
+        # The answer and Right / Wrong beside the input, in view as on the canvas (below it on a phone).
+        input_column, answer_column = st.columns(2)
+        with input_column:
+            file = pick()
+        with answer_column:
+            image = decoded(file)
+            result = read(recognizer, image, mode)
+            show_answer(result, hint)
+            show_feedback(result, image, FeedbackTarget(store, active.version, name) if learns else None)
+            show_details(result, image, recognizer, file[1] if file else name, name)

@@ -63,7 +63,8 @@ def measured(*names: str) -> str:
 # ----------------------------------------------------------------------------- tables
 
 
-NON_DIGIT_SETS = ("unipen_others_canvas", "quickdraw_canvas", "omniglot_canvas", "omniglot_photo")
+# The README's "not digits" row: real letters and doodles of held-out writers and categories, then Omniglot.
+README_NON_DIGITS = ("unipen_others_canvas", "quickdraw_canvas", "omniglot_canvas", "omniglot_photo")
 
 
 def readme_results() -> str:
@@ -85,8 +86,8 @@ def readme_results() -> str:
          "on paper, Chars74K: right", f"**{trio(trust['unipen_canvas'])}**; {pct(trust['unipen_paper']['right'])}, "
          f"{pct(trust['chars74k_canvas']['right'])}", "`bench/trust.py`"],
         ["not digits, refused: held-out UNIPEN letters and symbols / Quick, Draw! categories / Omniglot canvas, photos",
-         f"**{' / '.join(pct(trust[k]['refused'], 1) for k in NON_DIGIT_SETS)}**; a digit at ≥ 90% for at most "
-         f"{pct(max(trust[k]['wrong_confident'] for k in NON_DIGIT_SETS), 1)}", "`bench/trust.py`"],
+         f"**{' / '.join(pct(trust[k]['refused'], 1) for k in README_NON_DIGITS)}**; a digit at ≥ 90% for at most "
+         f"{pct(max(trust[k]['wrong_confident'] for k in README_NON_DIGITS), 1)}", "`bench/trust.py`"],
         ["continental 1, 4, 7, 9, fat markers, small scans", f"**{trio(trust['continental'])}**", "`bench/trust.py`"],
         [f"photos of paper ({robust['photo']['n']}, rendered from MNIST test digits)",
          f"**{pct(robust['photo']['accuracy'])}** right, {pct(robust['photo']['refused'])} refused",
@@ -218,6 +219,10 @@ def number_losses() -> str:
             f"{pct(every['digit count'])}, a digit misread {pct(every['misread'])}")
 
 
+PART_LABELS = {"number_unipen_canvas": "held-out UNIPEN writers' own digits side by side, canvas",
+               "number_unipen_paper": "the same, on paper"}
+
+
 def robustness() -> str:
     report = results("robustness")["results"]
     kinds = [
@@ -225,7 +230,8 @@ def robustness() -> str:
                   "noise, JPEG 40–95, a quarter stored sideways with EXIF", ()),
         ("canvas", "canvas drawings, uniform round pen (5–16% of the digit's height), random size and position",
          ("canvas_white_on_black", "canvas_black_on_white", "canvas_black_on_transparent")),
-        ("number", "whole numbers of 2–5 digits, read exactly", ("number_canvas", "number_photo")),
+        ("number", "whole numbers of 2–5 digits, read exactly",
+         ("number_canvas", "number_photo", "number_unipen_canvas", "number_unipen_paper")),
         ("empty", "empty: blank canvases in 3 styles, blank paper photos, uniform and Gaussian noise, salt and "
                   "pepper (share given no digit)", ()),
         ("optdigits", "writers outside MNIST: scikit-learn's bundled UCI optdigits (8x8, upsampled to 32x32)", ()),
@@ -237,9 +243,10 @@ def robustness() -> str:
                      pct(row["without_refusals"]), pct(row["baseline"])])
         for part in parts:
             sub = report[part]
-            rows.append([f"· {part.split('_', 1)[1].replace('_', ' ')}", f"{sub['n']:,}", pct(sub["accuracy"]),
+            name = PART_LABELS.get(part, part.split("_", 1)[1].replace("_", " "))
+            rows.append([f"· {name}", f"{sub['n']:,}", pct(sub["accuracy"]),
                          pct(sub["refused"]), pct(sub["without_refusals"]), pct(sub["baseline"])])
-    return table(["inputs (rendered from MNIST **test** digits)", "n", "ours", "refused",
+    return table(["inputs (rendered from MNIST **test** digits, but UNIPEN's)", "n", "ours", "refused",
                   "ours if nothing were refused", "baseline"], rows)
 
 

@@ -72,13 +72,14 @@ class Figure(NamedTuple):
     label: str  # a column of the versions table (command and app) and of the app's retrain result
     split: str  # the evaluation set
     metric: str  # the Metrics field
+    short: str  # its column in the sidebar's narrow versions table (the caption under it says what they mean)
 
 
 HEADLINE = (
-    Figure("test_accuracy", "MNIST test", TEST_SPLIT, "accuracy"),
-    Figure("test_errors", "MNIST test errors", TEST_SPLIT, "errors"),
-    Figure("test_confident_errors", "MNIST wrong ≥ 90%", TEST_SPLIT, "confident_errors"),
-    Figure("corrections_holdout_accuracy", "corrections held out", HOLDOUT_SPLIT, "accuracy"),
+    Figure("test_accuracy", "MNIST test", TEST_SPLIT, "accuracy", "MNIST"),
+    Figure("test_errors", "MNIST test errors", TEST_SPLIT, "errors", "errors"),
+    Figure("test_confident_errors", "MNIST wrong ≥ 90%", TEST_SPLIT, "confident_errors", "≥ 90% wrong"),
+    Figure("corrections_holdout_accuracy", "corrections held out", HOLDOUT_SPLIT, "accuracy", "held out"),
 )
 # The Metrics fields shown side by side when versions are compared: every labelled one.
 COMPARED = tuple(f.name for f in dataclasses.fields(Metrics) if "label" in f.metadata)

@@ -584,10 +584,12 @@ def test_the_versions_table_shows_every_headline_figure_of_the_model_cards(canva
     at = _open_panels(_app()).run()
     assert not at.exception
     table = at.sidebar.table[0].value
-    assert list(table.columns) == [figure.label for figure in HEADLINE]
+    # short, and without the error count (the accuracy says it), to fit the sidebar (issue 33, item 9)
+    assert list(table.columns) == [figure.short for figure in HEADLINE if figure.metric != "errors"]
     shipped = Registry().get("shipped").card.test_accuracy  # whatever model ships: the figure its card records
-    assert table.loc["20990101-000000", "MNIST test"] == "99.00%"
-    assert table.loc["● shipped", "MNIST test"] == f"{shipped:.2%}"
+    assert table.loc["20990101-000000", "MNIST"] == "99.00%"
+    assert table.loc["● shipped", "MNIST"] == f"{shipped:.2%}"
+    assert any("MNIST: MNIST test" in c.value for c in at.sidebar.caption)  # and what each short name means
 
 
 def test_the_retrain_form_offers_label_smoothing_and_passes_it_on(canvas, monkeypatch):
@@ -842,3 +844,31 @@ def test_the_upload_limits_are_told_up_front_and_a_refused_file_replaces_the_ans
     assert any("huge.png is 26.0 MB; the limit is 25 MB" in e.value for e in at.error)
     server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
     assert server["maxUploadSize"] * 2**20 > MAX_FILE_BYTES
+
+
+def test_the_corrections_chart_has_a_band_per_label_and_a_legend_that_fits(canvas, mnist_sample):
+    """Issue 33, item 9: upright bars under rotated labels left the sidebar's chart no room for its bars."""
+    from model.constants import NOT_A_DIGIT
+
+    x, y = mnist_sample
+    _store().add(NOT_A_DIGIT, x[0], x[0], int(y[0]), 0.9, "shipped", "canvas", "s")
+    at = _open_panels(_app()).run()
+    (chart,) = [json.loads(c.proto.spec) for c in at.sidebar.get("vega_lite_chart")]
+    assert chart["encoding"]["y"]["field"] == "label" and chart["encoding"]["x"]["field"] == "samples"
+    assert chart["height"] == {"step": 14} and chart["encoding"]["color"]["legend"]["direction"] == "vertical"
+
+
+def test_an_upload_has_its_answer_and_right_wrong_beside_it_before_the_details(canvas, mnist_sample):
+    """Issue 33, item 12: the answer and Right / Wrong come first, beside the uploader, not under the details."""
+    x, y = mnist_sample
+    buffer = io.BytesIO()
+    Image.fromarray(255 - x[3]).save(buffer, format="PNG")
+    at = _app().run()
+    at.file_uploader(key="upload").set_value(("seven.png", buffer.getvalue(), "image/png")).run()
+    assert _predictions(at) == [str(y[3])]
+    upload_tab = at.tabs[1]
+    uploader_column, answer_column = upload_tab.columns[:2]
+    assert [m.value for m in answer_column.metric] == [str(y[3])]
+    order = [getattr(e, "key", None) or getattr(e, "label", None) or getattr(e, "type", None) for e in answer_column]
+    right, details = order.index("feedback_upload_right"), order.index("why_upload")
+    assert order.index("Prediction") < right < details

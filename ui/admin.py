@@ -45,6 +45,11 @@ def admin_gate(setting: AdminSetting) -> bool:
     return unlocked
 
 
+# The versions table's columns: the headline figures but the error count, which repeats the accuracy (four
+# columns do not fit the sidebar; Compare and `python -m services.versions` show them all).
+SIDEBAR = tuple(figure for figure in HEADLINE if figure.metric != "errors")
+
+
 def model_summary(active: ModelVersion, gate: Gate | None) -> None:
     card = active.card
     done = state.take_done()
@@ -102,8 +107,7 @@ def _corrections_panel(store: CorrectionStore, admin: bool) -> int:
             st.caption("None yet. After a prediction, press Right or pick the right digit: samples are stored "
                        "here and used when you retrain with corrections.")
             return total
-        st.bar_chart(pd.DataFrame(counts, index=[label_name(label) for label in range(NOT_A_DIGIT + 1)]), height=160,
-                     x_label="true label", y_label="samples")
+        st.vega_lite_chart(corrections_chart(counts), width="stretch")
         recent = store.recent(RECENT_CORRECTIONS)
         st.image([zoomed(c.model_input, 2) for c in recent], width=56, clamp=True,
                  caption=[f"#{c.id}: {label_name(c.label)}" + ("" if c.confirmed else f" (read {c.predicted})")
@@ -119,6 +123,25 @@ def _corrections_panel(store: CorrectionStore, admin: bool) -> int:
         if admin:  # who sent what is for admins only, though it holds no personal data
             sessions_panel(store)
     return total
+
+
+def corrections_chart(counts: dict[str, list[int]]) -> dict:
+    """Stored samples per true label, confirmed and corrected stacked, as horizontal bars: in the narrow sidebar,
+    upright bars under rotated labels ("not a digit") and a legend left no room for the bars (issue 33)."""
+    values = [{"label": label_name(label), "kind": kind, "samples": per_label[label]}
+              for kind, per_label in counts.items() for label in range(NOT_A_DIGIT + 1)]
+    return {
+        "data": {"values": values},
+        "mark": "bar",
+        "height": {"step": 14},  # a band per label, whatever the sidebar's width
+        "encoding": {
+            "y": {"field": "label", "type": "nominal", "sort": None, "title": None, "axis": {"labelOverlap": False}},
+            "x": {"field": "samples", "type": "quantitative", "title": "samples", "axis": {"tickMinStep": 1}},
+            "color": {"field": "kind", "type": "nominal", "title": None,
+                      "legend": {"orient": "bottom", "direction": "vertical"}},
+            "tooltip": [{"field": "label"}, {"field": "kind"}, {"field": "samples"}],
+        },
+    }
 
 
 def sessions_panel(store: CorrectionStore) -> None:
@@ -167,9 +190,14 @@ def versions_panel(registry: Registry, active: ModelVersion, admin: bool) -> Non
             return
         versions = registry.versions()
         rows = [summary(v, active.version) for v in versions]
-        table = pd.DataFrame({figure.label: [shown(r[figure.key], figure.metric) for r in rows] for figure in HEADLINE},
+        table = pd.DataFrame({figure.short: [shown(r[figure.key], figure.metric) for r in rows] for figure in SIDEBAR},
                              index=[("● " if r["active"] else "") + r["version"] for r in rows])
+        # narrow columns, and long version names broken anywhere, so that every column fits the sidebar
+        st.html("<style>.st-key-versions_table table { font-size: 0.8rem; } .st-key-versions_table th, "
+                ".st-key-versions_table td { word-break: break-all; padding: 0.25rem; }</style>")
         st.container(key="versions_table").table(table)
+        st.caption("; ".join(f"{figure.short}: {figure.label}" for figure in SIDEBAR if figure.short != figure.label)
+                   + ". ● the active model. *Compare* shows every figure.")
         names = [v.version for v in versions]
         chosen = st.selectbox("Version", names, key="version_choice",
                               index=names.index(active.version) if active.version in names else 0)

@@ -15,7 +15,7 @@ from model.images import ACCEPTED_EXTENSIONS, MAX_FILE_BYTES, MAX_PIXELS, ImageD
 from model.inference import Recognizer
 from ui import state
 from ui.feedback import FeedbackTarget
-from ui.results import blank, read, show_answer, show_details
+from ui.results import blank, read, show_answer, show_details, show_feedback
 
 # The canvas component sends a drawing 200 ms after the pen lifts (a debounce in its own script, not an
 # option), which was four fifths of the wait for an answer (bench/answer_latency.py). This presses its own
@@ -58,9 +58,10 @@ def _edit_canvas(undo: bool) -> None:
 def canvas_input(st_canvas) -> np.ndarray | None:
     """The drawing, as RGBA. `st_canvas`: the canvas component (app.py passes it in; tests a stand-in)."""
     pen = state.pen_width(PEN_WIDTH)
-    drawing = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
-                        width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw", update_streamlit=True,
-                        return_image_data=True, initial_drawing=state.canvas_edit(), key="canvas")
+    with st.container(key="canvas_frame"):  # app.py's style leaves room above it for its hover toolbar
+        drawing = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
+                            width=CANVAS_SIZE, height=CANVAS_SIZE, drawing_mode="freedraw", update_streamlit=True,
+                            return_image_data=True, initial_drawing=state.canvas_edit(), key="canvas")
     state.remember_canvas_objects((drawing.json_data or {}).get("objects", []))
     with st.container(horizontal=True, key="canvas_tools"):
         st.button("Undo", key="canvas_undo", icon=":material/undo:", on_click=_edit_canvas, args=(True,))
@@ -90,9 +91,10 @@ def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTar
         show_answer(result, "Draw a digit on the black canvas.")
         if result is not None:
             time.sleep(ANSWER_FIRST_PAUSE)
+        show_feedback(result, drawing, target)
         st.slider("Pen width", min_value=PEN_WIDTHS[0], max_value=PEN_WIDTHS[1], value=PEN_WIDTH, key=state.PEN_WIDTH)
     with details_column:
-        show_details(result, drawing, recognizer, "canvas", "canvas", target)
+        show_details(result, drawing, recognizer, "canvas", "canvas")
 
 
 def upload_input() -> tuple[bytes, str] | None:

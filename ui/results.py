@@ -21,7 +21,7 @@ ZOOM = 5  # the 28x28 model input is shown at 140x140, nearest-neighbour
 WHY_WIDTH = 200  # the "why" map over the user's own input
 READ_MODES = ("Auto", "One digit", "Whole number")
 ANSWER_COLOUR, OTHER_COLOUR = "#e4572e", "#9db4c0"
-IF_A_DIGIT = "Not an answer: how the reader would split it among 0-9 if it were a digit"
+IF_A_DIGIT = "Not an answer: how it would split if it were a digit"
 
 
 def read_mode() -> str:
@@ -103,8 +103,8 @@ def show_answer(result: Reading | NumberReading | None, empty_hint: str) -> None
 
 
 def show_details(result: Reading | NumberReading | None, image: np.ndarray | None, recognizer: Recognizer,
-                 name: str, tab: str, target: FeedbackTarget | None) -> None:
-    """What the model saw, the chart, why, downloads and feedback; nothing when there is no reading.
+                 name: str, tab: str) -> None:
+    """What the model saw, the chart, why and downloads; nothing when there is no reading.
 
     `name` is the input's (the file's) name, `tab` keeps each tab's widgets apart."""
     readings = result.digits if isinstance(result, NumberReading) else [result]
@@ -128,8 +128,15 @@ def show_details(result: Reading | NumberReading | None, image: np.ndarray | Non
     if isinstance(result, Reading):
         st.vega_lite_chart(probability_chart(result), width="stretch")
     downloads(result, readings, name, tab)
-    if target is not None:
-        feedback_buttons(readings, image, target)
+
+
+def show_feedback(result: Reading | NumberReading | None, image: np.ndarray | None,
+                  target: FeedbackTarget | None) -> None:
+    """Right / Wrong, right under the answer (issue 33: below the details they were out of sight)."""
+    readings = result.digits if isinstance(result, NumberReading) else [result]
+    if target is None or result is None or not readings or readings[0].verdict == EMPTY:
+        return
+    feedback_buttons(readings, image, target)
 
 
 def why_view(readings: list[Reading], image: np.ndarray, recognizer: Recognizer) -> None:
