@@ -15,8 +15,8 @@ from ui import state
 from ui.admin import admin_gate, corrections_panel, model_summary, versions_panel
 from ui.feedback import FeedbackTarget
 from ui.inputs import camera_input, decoded, draw_panel, example_input, upload_input
-from ui.resources import (active_recognizer, admin_setting, model_registry, open_correction_store, training_jobs,
-                          tune_interpreter)
+from ui.resources import (active_recognizer, admin_setting, model_registry, open_correction_store, token_guard,
+                          training_jobs, tune_interpreter)
 from ui.results import read, read_mode, show_answer, show_details, show_feedback
 from ui.retrain import retrain_controls, training_panel
 
@@ -49,7 +49,7 @@ store = open_correction_store()
 recognizer, active = active_recognizer(registry)
 
 with st.sidebar:
-    admin = admin_gate(admin_setting())
+    admin = admin_gate(admin_setting(), token_guard())
     job = jobs.state()
     running = job is not None and job.running
     # A run's progress and its result sit at the top, in view; refreshed every second while it trains,

@@ -17,6 +17,10 @@ ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "BMP": "BMP", 
 ACCEPTED_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff")
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; decoded as RGBA that is 160 MB
+# Above this, an opaque colour image is decoded into as little as reading needs (grey; a JPEG at half size by
+# its decoder), since preprocessing works on at most 512 px anyway (issue 34: a 40 MP PNG cost 600 MB). Below
+# it, images decode exactly as before, so every reading of the benches' photos stays the same.
+LARGE_PIXELS = 16_000_000
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
@@ -64,7 +68,9 @@ def decode_image(data: bytes, name: str = "the image") -> np.ndarray:
         if width * height > MAX_PIXELS or width <= 0 or height <= 0:
             raise ImageDecodeError(f"{name} is {width}x{height} pixels; {too_large}.")
         image.seek(0)  # the first frame of an animation
-        image = ImageOps.exif_transpose(image)
+        if width * height > LARGE_PIXELS and _opaque_colour(image):
+            image = _decoded_grey(image)
+        ImageOps.exif_transpose(image, in_place=True)  # not a copy of the whole picture
         return _to_array(image)
     except ImageDecodeError:
         raise
@@ -75,6 +81,19 @@ def decode_image(data: bytes, name: str = "the image") -> np.ndarray:
         raise ImageDecodeError(f"{name} is too large ({error}); {too_large}.") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
         raise ImageDecodeError(f"{name} is truncated or corrupt ({error}). Save or export it again.") from None
+
+
+def _opaque_colour(image: Image.Image) -> bool:
+    return image.mode in ("RGB", "YCbCr", "CMYK", "P") and "transparency" not in image.info
+
+
+def _decoded_grey(image: Image.Image) -> Image.Image:
+    """A large opaque colour image as grey, decoded into as little memory as the format allows: a JPEG by its
+    decoder at half size in grey (`draft`), anything else decoded and made grey, the colour copy let go."""
+    if image.format in ("JPEG", "MPO"):
+        image.draft("L", (image.width // 2, image.height // 2))
+    image.load()
+    return image if image.mode == "L" else image.convert("L")
 
 
 def _to_array(image: Image.Image) -> np.ndarray:
@@ -88,10 +107,15 @@ def _to_array(image: Image.Image) -> np.ndarray:
         top = float(values.max())
         return np.clip(values / (255.0 if top > 1.0 else 1.0), 0.0, 1.0)
     if mode in _TRANSPARENT_MODES or (mode == "P" and "transparency" in image.info) or "transparency" in image.info:
-        return np.asarray(image.convert("RGBA"))
+        return _as(image, "RGBA")
     if mode in ("1", "L"):
-        return np.asarray(image.convert("L"))
-    return np.asarray(image.convert("RGB"))
+        return _as(image, "L")
+    return _as(image, "RGB")
+
+
+def _as(image: Image.Image, mode: str) -> np.ndarray:
+    """The pixels in `mode` as an array; an image already in it is not converted (a copy of a 40 MP picture)."""
+    return np.asarray(image if image.mode == mode else image.convert(mode))
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -340,7 +340,15 @@ def test_without_an_admin_token_the_app_is_open_and_says_so(canvas, monkeypatch)
     assert not at.sidebar.button(key="version_rollback").disabled
 
 
-def test_with_an_admin_token_only_reading_and_correcting_are_open(canvas, monkeypatch, mnist_sample):
+@pytest.fixture
+def clock(monkeypatch):
+    """The admin guard's clock, moved by hand: wrong tokens are slowed (services.admin_guard)."""
+    now = [1_800_000_000.0]
+    monkeypatch.setattr("services.admin_guard._now", lambda: now[0])
+    return now
+
+
+def test_with_an_admin_token_only_reading_and_correcting_are_open(canvas, monkeypatch, mnist_sample, clock):
     x, y = mnist_sample
     monkeypatch.setenv("ADMIN_TOKEN", "s3cret-token")
     canvas.image = _canvas_rgba(x[35])
@@ -359,6 +367,7 @@ def test_with_an_admin_token_only_reading_and_correcting_are_open(canvas, monkey
     assert any("not right" in e.value for e in at.sidebar.error)
     assert at.sidebar.button(key="version_rollback").disabled
 
+    clock[0] += 1  # the wait after one wrong token
     at.sidebar.text_input(key="admin_token").set_value("s3cret-token").run()
     assert at.sidebar.button(key="train_start") is not None
     assert not at.sidebar.button(key="version_rollback").disabled

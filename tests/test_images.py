@@ -101,3 +101,33 @@ def test_missing_file_and_folder(tmp_path):
 
 def test_limit_is_sane():
     assert 12_000_000 <= MAX_PIXELS < 30000 * 30000
+
+
+def _large_photo(fmt: str, width: int = 4400, height: int = 4000) -> bytes:
+    """An opaque colour photo of over 16 MP: a dark bar on light, bluish paper, sideways by its EXIF tag."""
+    pixels = np.full((height, width, 3), (200, 205, 215), np.uint8)
+    pixels[1000:3000, 2000:2400] = (40, 40, 60)
+    picture = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to show
+    buffer = io.BytesIO()
+    picture.save(buffer, format=fmt, exif=exif, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def test_a_large_opaque_photo_is_decoded_grey_and_a_jpeg_at_half_size():
+    """Issue 34: a 40 MP photo cost 600 MB decoded in colour; reading needs at most 512 px of grey."""
+    from model.images import LARGE_PIXELS
+
+    assert 4400 * 4000 > LARGE_PIXELS
+    jpeg, png = decode_image(_large_photo("JPEG")), decode_image(_large_photo("PNG"))
+    assert jpeg.shape == (2200, 2000) and jpeg.dtype == np.uint8  # grey, half size, upright (EXIF applied)
+    assert png.shape == (4400, 4000) and png.dtype == np.uint8
+    for grey, scale in ((jpeg, 2), (png, 1)):  # the bar, turned with the picture, is where it should be
+        bar = grey[2000 // scale:2400 // scale, 1000 // scale:3000 // scale]
+        assert bar.mean() < 80 and np.delete(grey, np.s_[1900 // scale:2500 // scale], axis=0).mean() > 180
+
+
+def test_below_the_large_size_a_photo_decodes_as_before():
+    small = _large_photo("JPEG", 1600, 1200)
+    assert decode_image(small).shape == (1600, 1200, 3)  # colour, full size, upright

@@ -12,6 +12,7 @@ from model.card import HEADLINE, is_percent
 from model.constants import NOT_A_DIGIT
 from model.gate import Gate
 from model.registry import SHIPPED_VERSION, ModelVersion, Registry
+from services.admin_guard import TokenGuard
 from services.corrections import CorrectionStore, label_name
 from services.database import STORE_ERRORS, store_problem
 from services.versions import metric_rows, summary
@@ -23,9 +24,9 @@ RECENT_CORRECTIONS = 24
 NO_SESSION = "(no session)"  # rows stored before sessions were recorded, or imported
 
 
-def admin_gate(setting: AdminSetting) -> bool:
+def admin_gate(setting: AdminSetting, guard: TokenGuard) -> bool:
     """Whether this session may retrain, switch models and delete data. A setting that could not be read
-    keeps everything locked."""
+    keeps everything locked; wrong tokens are slowed and locked out per client (`guard`)."""
     token = setting.token
     if setting.problem:
         st.error(f"Admin tools are locked: {setting.problem}.")
@@ -34,15 +35,31 @@ def admin_gate(setting: AdminSetting) -> bool:
         st.caption("Open local tool: no ADMIN_TOKEN is set, so anyone who can open this page can retrain, "
                    "switch models and delete corrections.")
         return True
-    entered = st.text_input("Admin token", type="password", key="admin_token",
-                            help="Needed to retrain, switch models and delete data; reading digits and sending "
-                                 "corrections need nothing.")
-    unlocked = hmac.compare_digest(entered.encode(), token.encode())
-    if entered and not unlocked:
-        st.error("That admin token is not right.")
+    st.text_input("Admin token", type="password", key="admin_token", on_change=_try_token, args=(token, guard),
+                  help="Needed to retrain, switch models and delete data; reading digits and sending "
+                       "corrections need nothing.")
+    # The token a try accepted, checked again on every run: a changed ADMIN_TOKEN locks the session again.
+    accepted = state.accepted_token()
+    unlocked = accepted is not None and hmac.compare_digest(accepted.encode(), token.encode())
+    refused = state.token_refusal()
+    if refused:
+        st.error(refused)
     elif not unlocked:
         st.caption("Locked: enter the admin token to retrain, switch models or delete data.")
     return unlocked
+
+
+def _try_token(token: str, guard: TokenGuard) -> None:
+    """A token was entered (once per change, not once per rerun): the guard slows and locks out wrong ones."""
+    entered = st.session_state.get("admin_token") or ""
+    state.accept_token(None)
+    if not entered:
+        state.refuse_token(None)
+        return
+    attempt = guard.attempt(state.session_id(), st.context.ip_address,
+                            lambda: hmac.compare_digest(entered.encode(), token.encode()))
+    state.accept_token(entered if attempt.unlocked else None)
+    state.refuse_token(attempt.message)
 
 
 # The versions table's columns: the headline figures but the error count, which repeats the accuracy (four

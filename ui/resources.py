@@ -14,6 +14,7 @@ import streamlit as st
 from model.artifacts import ModelFileError
 from model.inference import Recognizer
 from model.registry import ModelVersion, Registry
+from services.admin_guard import TokenGuard
 from services.corrections import CorrectionStore
 from services.database import STORE_ERRORS, DatabaseSettingError, store_problem
 from services.jobs import TrainingJobs, open_jobs
@@ -73,6 +74,12 @@ def tune_interpreter() -> float:
     """Set the process-wide GIL switch interval, once per process (not on every rerun of every session)."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     return GIL_SWITCH_INTERVAL
+
+
+@st.cache_resource
+def token_guard() -> TokenGuard:
+    """One per server process: wrong admin tokens count across every session (services.admin_guard)."""
+    return TokenGuard()
 
 
 class AdminSetting(NamedTuple):

@@ -23,6 +23,8 @@ SESSION_ID = "session_id"  # a random id per browser session: which corrections 
 CORRECTIONS_OPEN = "corrections_open"
 VERSIONS_OPEN = "versions_open"
 INPUT_TAB = "input_tab"
+ACCEPTED_TOKEN = "accepted_token"  # the admin token a try accepted (the guard's say), checked on every run
+TOKEN_REFUSAL = "token_refusal"  # why the last try was refused: wrong, too soon, locked out
 DONE = "done"  # what a model action just did (promote, keep, activate, roll back), told once after its rerun
 
 
@@ -92,3 +94,19 @@ def report_done(message: str) -> None:
 
 def take_done() -> str | None:
     return st.session_state.pop(DONE, None)
+
+
+def accepted_token() -> str | None:
+    return st.session_state.get(ACCEPTED_TOKEN)
+
+
+def accept_token(token: str | None) -> None:
+    st.session_state[ACCEPTED_TOKEN] = token
+
+
+def token_refusal() -> str | None:
+    return st.session_state.get(TOKEN_REFUSAL)
+
+
+def refuse_token(message: str | None) -> None:
+    st.session_state[TOKEN_REFUSAL] = message
