@@ -25,6 +25,20 @@ LOCKOUT = 15 * 60
 FORGET_AFTER = 60 * 60
 
 
+# Behind a reverse proxy every connection comes from the proxy: one address for every client, so one guesser
+# would lock everyone out. Set this to 1 there (the proxy must set X-Forwarded-For, docs/deploy.md): the client's
+# address is then the header's last entry, the one the proxy itself added.
+TRUST_FORWARDED_FOR = "DIGITS_TRUST_FORWARDED_FOR"
+
+
+def client_address(peer: str | None, headers, trust_forwarded: bool) -> str | None:
+    """The address a wrong token counts against: the connection's, or behind a trusted proxy the one it saw."""
+    if trust_forwarded:
+        forwarded = [part.strip() for part in (headers.get("X-Forwarded-For") or "").split(",") if part.strip()]
+        return forwarded[-1] if forwarded else None
+    return peer
+
+
 def _now() -> float:
     return time.time()
 

@@ -122,3 +122,13 @@ def test_the_app_slows_and_locks_out_wrong_tokens_and_a_new_session_stays_locked
     other_tab.sidebar.text_input(key="admin_token").set_value(TOKEN).run()
     assert other_tab.sidebar.button(key="train_start") is not None
     st.cache_resource.clear()
+
+
+def test_behind_a_trusted_proxy_the_address_is_the_one_the_proxy_saw():
+    """Every connection comes from the proxy: counting against its address would lock every client out."""
+    from services.admin_guard import client_address
+
+    headers = {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"}  # a client may forge the first; the proxy adds the last
+    assert client_address("10.0.0.2", headers, trust_forwarded=True) == "203.0.113.7"
+    assert client_address("10.0.0.2", headers, trust_forwarded=False) == "10.0.0.2"
+    assert client_address("10.0.0.2", {}, trust_forwarded=True) is None  # the session alone, then

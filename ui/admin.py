@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 
 import pandas as pd
 import streamlit as st
@@ -12,7 +13,7 @@ from model.card import HEADLINE, is_percent
 from model.constants import NOT_A_DIGIT
 from model.gate import Gate
 from model.registry import SHIPPED_VERSION, ModelVersion, Registry
-from services.admin_guard import TokenGuard
+from services.admin_guard import TRUST_FORWARDED_FOR, TokenGuard, client_address
 from services.corrections import CorrectionStore, label_name
 from services.database import STORE_ERRORS, store_problem
 from services.versions import metric_rows, summary
@@ -56,8 +57,9 @@ def _try_token(token: str, guard: TokenGuard) -> None:
     if not entered:
         state.refuse_token(None)
         return
-    attempt = guard.attempt(state.session_id(), st.context.ip_address,
-                            lambda: hmac.compare_digest(entered.encode(), token.encode()))
+    address = client_address(st.context.ip_address, st.context.headers,
+                             os.environ.get(TRUST_FORWARDED_FOR) == "1")
+    attempt = guard.attempt(state.session_id(), address, lambda: hmac.compare_digest(entered.encode(), token.encode()))
     state.accept_token(entered if attempt.unlocked else None)
     state.refuse_token(attempt.message)
 
