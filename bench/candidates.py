@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import trust  # noqa: E402
 from bench.report import write_results  # noqa: E402
-from model.confidence import AMBIGUOUS_MARGIN, calibrated  # noqa: E402
+from model.confidence import AMBIGUOUS_MARGIN, DIGIT, calibrated, verdict  # noqa: E402
 from model.gate import Gate  # noqa: E402
 from model.inference import Recognizer, _batch  # noqa: E402
 from model.preprocess import preprocess  # noqa: E402
@@ -52,17 +52,16 @@ def prepared(cases) -> tuple[np.ndarray, np.ndarray, int]:
     return _batch(np.stack(inputs)), np.array(truths), total
 
 
-def scored(probabilities: np.ndarray, threshold: float, likeness: np.ndarray | None, gate_threshold: float,
+def scored(probabilities: np.ndarray, threshold: float, likeness: np.ndarray | None, gate: Gate | None,
            truths: np.ndarray, total: int, margin: float) -> dict:
-    """model.inference's rule, vectorised: claimed when sure, ahead of the runner-up, and (with a gate) admitted.
-    Inputs with no ink count as refused."""
-    ordered = np.sort(probabilities, axis=1)[:, ::-1]
+    """The app's rule (model.confidence.verdict, then the gate's word, as model.inference applies them) on every
+    reading. Inputs with no ink count as refused."""
+    claimed = np.array([verdict(p, threshold, margin) == DIGIT for p in probabilities], bool)
+    if gate is not None:
+        claimed &= np.array([gate.admits(value) for value in likeness], bool)
     top = probabilities.argmax(axis=1)
-    claimed = (ordered[:, 0] >= threshold) & (ordered[:, 0] - ordered[:, 1] >= margin)
-    if likeness is not None:
-        claimed &= likeness >= gate_threshold
     right = (claimed & (top == truths)).sum() + (~claimed & (truths == -1)).sum()
-    confident_wrong = (claimed & (top != truths) & (ordered[:, 0] >= trust.CONFIDENT)).sum()
+    confident_wrong = (claimed & (top != truths) & (probabilities.max(axis=1) >= trust.CONFIDENT)).sum()
     refused = (~claimed).sum() + total - len(truths)
     return {"right": float(right / total), "refused": float(refused / total),
             "wrong_confident": float(confident_wrong / total)}
@@ -101,7 +100,7 @@ def main() -> int:
             for reader, (probabilities, threshold) in read.items():
                 for margin in margins:
                     rows[f"{reader} + gate {gate_name}, margin {margin:g}"] = scored(
-                        probabilities, threshold, likeness, gate.threshold if gate else 0.0, truths, total, margin)
+                        probabilities, threshold, likeness, gate, truths, total, margin)
         results[name] = {"n": total, "rows": rows}
         print(f"{name} (n={total}, {time.perf_counter() - started:.0f} s)")
         for label, row in rows.items():

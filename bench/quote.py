@@ -166,7 +166,7 @@ def speed() -> str:
         [f"**a 40-megapixel upload**, read and boxed (`bench/upload_memory.py`, {upload['date']}): peak RSS of the "
          "process, " + " / ".join(UPLOAD_KINDS.values()),
          " / ".join(f"**{upload['uploads'][kind]['peak_rss_mb']:,} MB**" for kind in UPLOAD_KINDS)
-         + ", each read right" * all(upload["uploads"][kind]["answer"] == "47" for kind in UPLOAD_KINDS),
+         + (", each read right" if all(upload["uploads"][kind]["answer"] == "47" for kind in UPLOAD_KINDS) else ""),
          "before (issue 34: decoded in colour at full size, a copy for EXIF), same files: "
          + " / ".join(f"{before['uploads'][kind]['peak_rss_mb']:,} MB" for kind in UPLOAD_KINDS)],
         [f"**training step**, deep CNN, batch 256 (`bench/training_speed.py`, {training['date']})",

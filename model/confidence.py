@@ -61,10 +61,11 @@ def calibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return scaled / scaled.sum(axis=-1, keepdims=True)
 
 
-def verdict(probabilities: np.ndarray, threshold: float) -> str:
-    """DIGIT, NOT_SURE or NOT_A_DIGIT for one reading's calibrated probabilities."""
+def verdict(probabilities: np.ndarray, threshold: float, margin: float = AMBIGUOUS_MARGIN) -> str:
+    """DIGIT, NOT_SURE or NOT_A_DIGIT for one reading's calibrated probabilities (`margin`: to weigh another
+    "not sure" margin, bench/candidates.py)."""
     ordered = np.sort(probabilities)[::-1]
-    if ordered[0] >= threshold and ordered[0] - ordered[1] >= AMBIGUOUS_MARGIN:
+    if ordered[0] >= threshold and ordered[0] - ordered[1] >= margin:
         return DIGIT
     return NOT_SURE if ordered[0] + ordered[1] >= AMBIGUOUS_MASS else NOT_A_DIGIT
 

@@ -8,8 +8,8 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
+from model.confidence import DIGIT
 from model.confidence import NOT_A_DIGIT as NOT_A_DIGIT_VERDICT
-from model.confidence import NOT_SURE
 from model.constants import NOT_A_DIGIT
 from model.images import encode_png
 from model.inference import Reading
@@ -100,8 +100,8 @@ def feedback_buttons(readings: list[Reading], raw: np.ndarray, target: FeedbackT
         return
     predicted = [r.closest for r in readings]
     right, wrong = st.columns([1, 3], vertical_alignment="bottom")
-    # A digit claimed, or "not a digit" said, can be confirmed; "not sure" claimed nothing to confirm.
-    if not any(r.verdict == NOT_SURE for r in readings) and (len(readings) == 1 or not any(r.refused for r in readings)):
+    # Every digit claimed, or one drawing said to be no digit, can be confirmed; "not sure" claimed nothing.
+    if all(r.verdict == DIGIT for r in readings) or (len(readings) == 1 and readings[0].verdict == NOT_A_DIGIT_VERDICT):
         right.button("Right", key=f"{key}_right", icon=":material/check:", on_click=_save_feedback,
                      args=(target, readings, [_answered(r) for r in readings], raw),
                      help="Stored as \"not a digit\" for the gate to learn from." if readings[0].refused else None)

@@ -46,6 +46,7 @@ send_on_pen_up = st.components.v2.component("digits_send_on_pen_up", js=SEND_ON_
 # The browser draws a rerun's elements once all of them have arrived; a short pause after the answer lets it
 # draw the answer first, the details a moment later (docs/speed.md: the answer ~12 ms sooner, painted ~30 ms).
 ANSWER_FIRST_PAUSE = 0.015
+UPLOAD_LIMITS = f"Up to {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.0f} megapixels."
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"  # the gallery, written by examples/make_examples.py
 
 
@@ -99,9 +100,8 @@ def draw_panel(st_canvas, recognizer: Recognizer, mode: str, target: FeedbackTar
 
 def upload_input() -> tuple[bytes, str] | None:
     upload = st.file_uploader("Upload a photo or scan of a digit or a number", type=list(ACCEPTED_EXTENSIONS),
-                              key="upload", help=f"Up to {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.0f} "
-                                                 "megapixels: a larger photo is refused, saying why.")
-    st.caption(f"Up to {MAX_FILE_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.0f} megapixels.")
+                              key="upload", help=f"{UPLOAD_LIMITS} A larger photo is refused, saying why.")
+    st.caption(UPLOAD_LIMITS)
     return (upload.getvalue(), upload.name) if upload is not None else None
 
 

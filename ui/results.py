@@ -39,6 +39,16 @@ def read(recognizer: Recognizer, image: np.ndarray | None, mode: str) -> Reading
     return recognizer.read_auto(image)
 
 
+def _readings(result: Reading | NumberReading | None) -> list[Reading]:
+    """The readings a result holds (a number's digits), or none when nothing was read."""
+    readings = result.digits if isinstance(result, NumberReading) else [result]
+    return [] if result is None or not readings or readings[0].verdict == EMPTY else readings
+
+
+def _sentence(reason: str) -> str:
+    return reason[0].upper() + reason[1:] + "."
+
+
 def blank(result: Reading | NumberReading | None) -> bool:
     """No ink at all: on the canvas that is a fresh (or cleared) canvas, not a photo without contrast."""
     return result is not None and result.reason == NO_INK and not (isinstance(result, NumberReading) and result.digits)
@@ -86,7 +96,7 @@ def show_answer(result: Reading | NumberReading | None, empty_hint: str) -> None
             st.info(f"Nothing to read: {result.reason}. {empty_hint}")
         elif result.number is None:  # a piece is not a digit, or not surely one: no number is claimed
             st.metric("Number", "Not read", help=MEANING)
-            st.warning(result.reason[0].upper() + result.reason[1:] + ".")
+            st.warning(_sentence(result.reason))
             st.caption("If every piece were a digit, the likeliest reading: "
                        + "".join(str(d.closest) for d in result.digits))
         else:
@@ -95,7 +105,7 @@ def show_answer(result: Reading | NumberReading | None, empty_hint: str) -> None
         st.info(f"Nothing to read: {result.reason}. {empty_hint}")
     elif result.refused:
         st.metric("Prediction", VERDICT_LABELS[result.verdict], help=MEANING)
-        st.warning(result.reason[0].upper() + result.reason[1:] + ".")
+        st.warning(_sentence(result.reason))
         st.caption(if_a_digit(result))
     else:
         st.metric("Prediction", result.digit, help=MEANING)
@@ -107,8 +117,8 @@ def show_details(result: Reading | NumberReading | None, image: np.ndarray | Non
     """What the model saw, the chart, why and downloads; nothing when there is no reading.
 
     `name` is the input's (the file's) name, `tab` keeps each tab's widgets apart."""
-    readings = result.digits if isinstance(result, NumberReading) else [result]
-    nothing = result is None or not readings or readings[0].verdict == EMPTY
+    readings = _readings(result)
+    nothing = not readings
     # Shown (disabled) even with nothing to explain: a widget that is not drawn forgets its value,
     # and the choice must outlive a cleared canvas.
     why = st.toggle("Why this digit?", key=f"why_{tab}", disabled=nothing,
@@ -133,10 +143,9 @@ def show_details(result: Reading | NumberReading | None, image: np.ndarray | Non
 def show_feedback(result: Reading | NumberReading | None, image: np.ndarray | None,
                   target: FeedbackTarget | None) -> None:
     """Right / Wrong, right under the answer (issue 33: below the details they were out of sight)."""
-    readings = result.digits if isinstance(result, NumberReading) else [result]
-    if target is None or result is None or not readings or readings[0].verdict == EMPTY:
-        return
-    feedback_buttons(readings, image, target)
+    readings = _readings(result)
+    if target is not None and readings:
+        feedback_buttons(readings, image, target)
 
 
 def why_view(readings: list[Reading], image: np.ndarray, recognizer: Recognizer) -> None:

@@ -35,23 +35,23 @@ class Source:
     other_writers: bool = False  # a few thousand digits beside MNIST's 55,000: repeated (--other-writers-repeat)
 
 
+def from_folder(name: str, kind: str, title: str, module, load: Loader, **flags) -> Source:
+    """A set read only from its files in the folder the user names, pointing at its module's WHERE."""
+    return Source(name, kind, title, from_files(load), f"Get {module.WHERE}.", **flags)
+
+
 SOURCES = {source.name: source for source in (
     Source("mnist", DIGITS, "MNIST", mnist.mnist_sources, mnist.HOW_TO_PROVIDE),
     Source("emnist", DIGITS, "EMNIST Digits", emnist.emnist_sources, emnist.HOW_TO_PROVIDE),
-    Source("ardis", DIGITS, "ARDIS (Swedish writers)", from_files(ardis.ardis), f"Get {ardis.WHERE}.",
-           other_writers=True),
-    Source("optdigits", DIGITS, "optdigits-orig (Turkish writers)", from_files(optdigits.optdigits),
-           f"Get {optdigits.WHERE}.", other_writers=True),
-    Source("unipen", DIGITS, "UNIPEN digits (pen strokes of 227 writers)", from_files(unipen.digits),
-           f"Get {unipen.WHERE}.", rendered=True),
-    Source("chars74k", DIGITS, "Chars74K digits (pen strokes of 55 writers)", from_files(chars74k.digits),
-           f"Get {chars74k.WHERE}.", rendered=True),
-    Source("unipen-others", NOT_DIGITS, "UNIPEN letters and symbols", from_files(unipen.others),
-           f"Get {unipen.WHERE}.", rendered=True),
-    Source("chars74k-letters", NOT_DIGITS, "Chars74K letters", from_files(chars74k.letters),
-           f"Get {chars74k.WHERE}.", rendered=True),
-    Source("quickdraw", NOT_DIGITS, "Quick, Draw! doodles", from_files(quickdraw.doodles),
-           f"Get {quickdraw.WHERE}.", rendered=True),
+    from_folder("ardis", DIGITS, "ARDIS (Swedish writers)", ardis, ardis.ardis, other_writers=True),
+    from_folder("optdigits", DIGITS, "optdigits-orig (Turkish writers)", optdigits, optdigits.optdigits,
+                other_writers=True),
+    from_folder("unipen", DIGITS, "UNIPEN digits (pen strokes of 227 writers)", unipen, unipen.digits, rendered=True),
+    from_folder("chars74k", DIGITS, "Chars74K digits (pen strokes of 55 writers)", chars74k, chars74k.digits,
+                rendered=True),
+    from_folder("unipen-others", NOT_DIGITS, "UNIPEN letters and symbols", unipen, unipen.others, rendered=True),
+    from_folder("chars74k-letters", NOT_DIGITS, "Chars74K letters", chars74k, chars74k.letters, rendered=True),
+    from_folder("quickdraw", NOT_DIGITS, "Quick, Draw! doodles", quickdraw, quickdraw.doodles, rendered=True),
 )}
 OTHER_WRITERS = tuple(name for name, source in SOURCES.items() if source.other_writers)
 RENDERED = tuple(name for name, source in SOURCES.items() if source.rendered)
