@@ -74,6 +74,32 @@ def test_blank_image_has_no_number(recognizer):
     assert number is None and digits == [] and "no ink" in reason
 
 
+def test_a_one_digit_number_is_the_whole_drawing_read_as_one_digit_marks_segmentation_leaves_out_included():
+    """Issue 33, item 3: a smiley whose eye segmentation drops as too small to be a digit was read as the number
+    0 while one-digit mode, which sees every mark, said "not a digit". The stand-in reader claims a 0 for the
+    ring alone and refuses anything wider, as the gate refuses the face."""
+    from model.confidence import DIGIT, NOT_A_DIGIT
+    from model.number import read_number
+    from model.readings import Reading
+
+    face = np.zeros((200, 200), np.uint8)
+    cv2.circle(face, (120, 100), 40, 255, 8)  # the ring: 88 px tall
+    face[60:72, 52:64] = 255  # an eye outside it: 12 px, under segmentation's speck size, over the ink's
+    ring_width = 88
+
+    def stand_in(prepared):
+        return [Reading(0, 0.99, verdict=DIGIT, closest=0, box=p.box) if p.box[2] <= ring_width + 2 else
+                Reading(None, 0.99, reason="not a digit", verdict=NOT_A_DIGIT, closest=0, box=p.box)
+                for p in prepared]
+
+    assert len(digit_regions(find_ink(face).mask)) == 1  # segmentation sees the ring alone
+    number, digits, reason = read_number(face, stand_in)
+    assert number is None and digits[0].verdict == NOT_A_DIGIT and "not a digit" in reason
+    ring_only = face.copy()
+    ring_only[60:72, 52:64] = 0
+    assert read_number(ring_only, stand_in).number == "0"
+
+
 def test_multi_command_output(recognizer, mnist_sample, tmp_path):
     x, y = mnist_sample
     path = tmp_path / "number.png"

@@ -200,6 +200,12 @@ def test_quickdraw_holds_out_whole_categories_in_both_files_and_leaves_look_alik
     assert kept_bitmaps == 4 * 2  # star and thing0, 4 each: circle and square are look-alikes
     train, test = quickdraw.doodles(tmp_path)
     assert set(train.y.tolist()) | set(test.y.tolist()) == {NOT_A_DIGIT}
+    # few drawings of many kinds: each training doodle is drawn RENDERS_PER_DOODLE times, each held-out one once
+    framed_bitmaps = len(quickdraw.bitmaps_part(tmp_path, False))
+    assert pen.RENDERS_PER_DOODLE > pen.RENDERS_PER_OTHER
+    renders = len(train) - framed_bitmaps  # a render the app would find no ink in is left out, as for UNIPEN
+    assert 0.95 * pen.RENDERS_PER_DOODLE * len(train_indices) <= renders <= pen.RENDERS_PER_DOODLE * len(train_indices)
+    assert len(test) - len(quickdraw.bitmaps_part(tmp_path, True)) <= len(test_indices)
 
 
 def test_held_out_groups_are_whole_seeded_and_stratified():
@@ -267,6 +273,25 @@ def test_rendered_and_non_digit_sets_never_reach_the_validation_split_and_only_d
     train, validation, tests = make_datasets(datasets, TrainConfig(validation_size=20))
     assert set(validation.y.tolist()) == {1}  # distinct MNIST pictures only
     assert len(train) == 80 + 40 + 30 and set(tests) == {"mnist", "unipen"}
+
+
+def test_a_limited_run_is_a_seeded_sample_of_every_source_not_the_first_images():
+    from training.config import TrainConfig
+    from training.splits import make_datasets
+
+    def split(count, label):
+        return Split(np.full((count, 28, 28), label, np.uint8), np.full(count, label, np.uint8))
+
+    datasets = [Dataset("mnist", "t", split(600, 1), split(10, 1)),
+                Dataset("unipen", "t", split(200, 2), split(10, 2)),
+                Dataset("quickdraw", "t", split(200, NOT_A_DIGIT), split(10, NOT_A_DIGIT))]
+    config = TrainConfig(validation_size=100, limit=200)
+    train, validation, _ = make_datasets(datasets, config)
+    shares = np.bincount(train.y, minlength=NOT_A_DIGIT + 1)
+    assert len(train) == 200 and len(validation) == 100
+    assert 60 <= shares[1] <= 140 and 20 <= shares[2] <= 80 and 20 <= shares[NOT_A_DIGIT] <= 80  # ~ 100 / 40 / 40
+    again, _, _ = make_datasets(datasets, config)
+    assert np.array_equal(again.y, train.y)  # seeded
 
 
 def test_every_source_is_declared_once_with_its_kind_and_how_to_get_it():

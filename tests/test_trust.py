@@ -120,6 +120,24 @@ def test_the_threshold_digits_are_drawn_after_the_other_held_out_sets(monkeypatc
     assert all(np.array_equal(plain[name][0], pooled[name][0]) for name in plain)  # the others are unchanged
 
 
+def test_a_threshold_on_validation_and_writers_pools_the_other_real_writers_not_mnists_test(monkeypatch):
+    """Issue 32: a gate taught real doodles scores a few generated digits "like nothing", so a threshold pooled
+    with them fell to the floor; "validation+writers" pools the held-out writers of the other real digit sets."""
+    from training import calibrate
+
+    monkeypatch.setattr(calibrate, "HELD_OUT", 20)
+    from training.glyphs import generated_digits
+
+    validation = generated_digits(20, np.random.default_rng(2))
+    unipen, ardis, mnist_test = (generated_digits(n, np.random.default_rng(n)) for n in (12, 7, 9))
+    writers = calibrate.other_writers({"test_unipen": unipen, "test_ardis": ardis, "test_mnist": mnist_test})
+    assert set(writers) == {"test_unipen", "test_ardis"}  # MNIST's test split stays for reporting
+    pooled = calibrate.held_out_sets(*validation, seed=3, threshold_on="validation+writers", writers=writers)
+    assert np.array_equal(pooled[calibrate.WRITERS][0], np.concatenate([unipen[0], ardis[0]]))
+    with pytest.raises(ValueError, match="no other writers"):
+        calibrate.held_out_sets(*validation, seed=3, threshold_on="validation+writers", writers={})
+
+
 # --------------------------------------------------------------------------- generated data
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from model.confidence import (CALIBRATION_BINS, DIGIT, calibrated, confidence_bins, expected_calibration_error,
                               verdict)
-from training.config import THRESHOLD_ON, TrainConfig
+from training.config import THRESHOLD_ON, WRITERS_POOLED, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 REFUSAL_BUDGET = 0.0015
 HELD_OUT = 2000  # generated digits and non-digits each, from a seed training never uses
 POOLED = "threshold_generated"  # the held-out set of those generated digits
+WRITERS = "threshold_writers"  # the held-out digits of other writers, with "validation+writers"
 TEMPERATURES = np.exp(np.linspace(np.log(0.3), np.log(5.0), 200))
 
 
@@ -76,9 +77,10 @@ def reliability_diagram(confidences: np.ndarray, correct: np.ndarray, path: Path
 
 
 def held_out_sets(validation_x: np.ndarray, validation_y: np.ndarray, seed: int,
-                  threshold_on: str = "validation") -> dict:
+                  threshold_on: str = "validation", writers: dict | None = None) -> dict:
     """The validation digits, and generated digits and non-digits the training never drew; with
-    "validation+generated", also the generated digits the threshold is chosen on (THRESHOLD_ON)."""
+    "validation+generated", also the generated digits the threshold is chosen on (THRESHOLD_ON); with
+    "validation+writers", the held-out digits of other writers (`writers`: test split name -> (x, y)) instead."""
     from training.glyphs import generated_digits, generated_non_digits
 
     rng = np.random.default_rng(seed + 7_777)
@@ -88,16 +90,28 @@ def held_out_sets(validation_x: np.ndarray, validation_y: np.ndarray, seed: int,
     if THRESHOLD_ON[threshold_on]:  # drawn after the others, which stay what they were
         more, more_labels = generated_digits(THRESHOLD_ON[threshold_on], rng)
         sets[POOLED] = (more, more_labels.astype(int))
+    if threshold_on == WRITERS_POOLED:
+        if not writers:
+            raise ValueError("--refusal-held-out validation+writers needs a set of real digits besides MNIST "
+                             "(--data unipen, ardis, optdigits or chars74k): there are no other writers to pool")
+        sets[WRITERS] = (np.concatenate([x for x, _ in writers.values()]),
+                        np.concatenate([y for _, y in writers.values()]).astype(int))
     return sets
+
+
+def other_writers(tests: dict) -> dict:
+    """The test splits (name -> (x, y)) of the real digit sets other than MNIST's: the writers a threshold on
+    "validation+writers" is chosen on. MNIST's (and EMNIST's, its writers) test split stays for reporting."""
+    return {name: pair for name, pair in tests.items() if not name.endswith(("mnist", "emnist"))}
 
 
 def calibrate(predict, sets: dict, budget: float = REFUSAL_BUDGET, diagram: Path | None = None) -> dict:
     """Fit the temperature (on the validation and generated digits) and the threshold (refusing at most `budget`
-    of the validation digits, and of the POOLED ones when the sets have them); `predict` maps
+    of the validation digits, and of the POOLED or WRITERS ones when the sets have them); `predict` maps
     (N, 28, 28) uint8 to (N, 10) probabilities."""
     raw = {name: predict(x) for name, (x, _) in sets.items()}
-    threshold_sets = ["mnist", POOLED] if POOLED in sets else ["mnist"]
-    digit_sets = [name for name, (_, y) in sets.items() if y is not None and name != POOLED]
+    threshold_sets = ["mnist"] + [name for name in (POOLED, WRITERS) if name in sets]
+    digit_sets = [name for name, (_, y) in sets.items() if y is not None and name not in (POOLED, WRITERS)]
     probabilities = np.concatenate([raw[n] for n in digit_sets])
     labels = np.concatenate([sets[n][1] for n in digit_sets])
     temperature = fit_temperature(probabilities, labels)
@@ -146,11 +160,12 @@ def main(argv=None) -> int:
     config = TrainConfig.from_json(card.config)
     # The model's own validation split (of every dataset it trained on, as training made it): never its training data.
     datasets = load_datasets(config.data, config.data_dir, config.cache_dir, config.missing_data)
-    _, validation, _ = make_datasets(datasets, config)
+    _, validation, tests = make_datasets(datasets, config)
     recognizer = Recognizer(args.model, gate=False)
     budget = config.refusal_budget if args.refusal_budget is None else args.refusal_budget
     threshold_on = config.refusal_held_out if args.refusal_held_out is None else args.refusal_held_out
-    sets = held_out_sets(validation.x, validation.y, config.seed, threshold_on)
+    writers = other_writers({name: (split.x, split.y) for name, split in tests.items()})
+    sets = held_out_sets(validation.x, validation.y, config.seed, threshold_on, writers)
     calibration = calibrate(recognizer.probabilities, sets, budget, companion_path(args.model, "reliability.png"))
     # the card's config is what a fine-tune replays: it calibrates by the same rule
     config = dataclasses.replace(config, refusal_budget=budget, refusal_held_out=threshold_on)

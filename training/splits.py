@@ -20,8 +20,13 @@ def validation_order(count: int, size: int, seed: int) -> tuple[np.ndarray, np.n
     return order[size:], order[:size]
 
 
-def _limit(split: Split, limit: int | None) -> Split:
-    return split if limit is None else Split(split.x[:limit], split.y[:limit])
+def _limit(split: Split, limit: int | None, seed: int) -> Split:
+    """At most `limit` images, a seeded sample in the split's order: every source keeps its share (the first
+    `limit` would be MNIST's alone), so a limited run is a small copy of the full one."""
+    if limit is None or len(split.y) <= limit:
+        return split
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(split.y))[:limit])
+    return Split(split.x[chosen], split.y[chosen])
 
 
 def make_datasets(datasets: list[Dataset], config: TrainConfig):
@@ -40,5 +45,5 @@ def make_datasets(datasets: list[Dataset], config: TrainConfig):
     kept = np.repeat(kept, np.where(other[kept], config.other_writers_repeat, 1))
     train, validation = Split(train.x[kept], train.y[kept]), Split(train.x[held], train.y[held])
     train = concatenate([train, *(d.train for d in rendered)])
-    tests = {d.name: _limit(d.test, config.limit) for d in datasets if kind_of(d.name) == DIGITS}
-    return _limit(train, config.limit), _limit(validation, config.limit), tests
+    tests = {d.name: _limit(d.test, config.limit, config.seed) for d in datasets if kind_of(d.name) == DIGITS}
+    return (_limit(train, config.limit, config.seed), _limit(validation, config.limit, config.seed), tests)

@@ -34,7 +34,7 @@ from model.tf_runtime import keras_module, tensorflow
 from services.database import database_url, describe
 from services.model_store import open_registry
 from training import metrics
-from training.calibrate import calibrate, held_out_sets
+from training.calibrate import calibrate, held_out_sets, other_writers
 from training.config import TrainConfig
 from training.data import DataUnavailableError, Dataset, Split, load_datasets
 from training.distribute import (WorkerLostError, backup_callback, backup_dir_for, is_chief, make_strategy,
@@ -445,7 +445,9 @@ def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, histo
                 figures[TEST_SPLIT], note="trained with EMNIST, which shares NIST writers with MNIST: "
                                           "the MNIST test figure may be optimistic")
         staged = work / output.name
-        held_out = held_out_sets(*_arrays(inputs.validation), config.seed, config.refusal_held_out)
+        writers = other_writers({name: _arrays(split) for name, split in inputs.evaluation.items()
+                                 if name != HOLDOUT_SPLIT})
+        held_out = held_out_sets(*_arrays(inputs.validation), config.seed, config.refusal_held_out, writers)
         calibration = calibrate(probabilities, held_out, config.refusal_budget,
                                 companion_path(staged, "reliability.png"))
         model.save(staged)

@@ -1,7 +1,7 @@
 """Quick, Draw!: doodles people drew in 20 seconds in a browser game (Google Creative Lab; CC BY 4.0).
 
 ``quickdraw``, for the gate's "not a digit": the drawings with strokes (about 26 of each of 193 categories),
-rendered like every pen stroke, and at most BITMAPS_PER_CATEGORY of each of the bitmaps' 13 categories, framed
+rendered like every pen stroke but RENDERS_PER_DOODLE times each, and at most BITMAPS_PER_CATEGORY of each of the bitmaps' 13 categories, framed
 by the app's preprocess. Many categories and few of each: a large count of a few kinds taught the gate less
 (issue 32's trial). Look-alike categories (circle, line, moon, donut ...; the bitmaps' circle and square) and
 bar-like drawings never count as "not a digit".
@@ -19,7 +19,7 @@ import numpy as np
 from model.constants import INPUT_SIZE, NOT_A_DIGIT
 from model.preprocess import preprocess
 from training.sources.base import FormatError, Split, check_split, concatenate, find_file, held_out_groups, verify_sha256
-from training.sources.pen import HELD_OUT, HOLDOUT_SEED, RENDERS_PER_OTHER, Drawings, PenFile, rendered_splits
+from training.sources.pen import HELD_OUT, HOLDOUT_SEED, RENDERS_PER_DOODLE, Drawings, PenFile, rendered_splits
 
 WHERE = ("Quick, Draw! (https://github.com/googlecreativelab/quickdraw-dataset, CC BY 4.0), as the project's shared "
          "data holds it: put quickdraw-strokes.npz and quickdraw-bitmaps.npz in a folder (or its quickdraw/ "
@@ -92,6 +92,6 @@ def _framed(images: np.ndarray) -> Split:
 def doodles(data_dir: Path | None) -> tuple[Split, Split]:
     drawings, usable, held, _ = _stroke_sides(data_dir)
     labels = np.full(len(drawings), NOT_A_DIGIT, np.uint8)
-    train, test = rendered_splits(drawings, usable & ~held, usable & held, labels, "quickdraw", RENDERS_PER_OTHER)
+    train, test = rendered_splits(drawings, usable & ~held, usable & held, labels, "quickdraw", RENDERS_PER_DOODLE)
     return (concatenate([train, _framed(bitmaps_part(data_dir, False))]),
             concatenate([test, _framed(bitmaps_part(data_dir, True))]))

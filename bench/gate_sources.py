@@ -1,0 +1,124 @@
+"""What teaches the gate "not a digit": each real source left out in turn, and the share of real to generated.
+
+Issue 32, item 4. Every variant is the same short fine-tune of the shipped gate (training/recipes/gate-real.json
+at --limit images, --fine-tune-epochs epochs, one seed), differing only in its "not a digit" examples:
+  - generated: the generated non-digits alone (the real digits are kept, as in every variant);
+  - all real: UNIPEN letters and symbols, Chars74K letters and Quick, Draw! doodles beside the generated ones;
+  - all real but one source, for each of the three;
+  - all real with a quarter of the generated ones: the share of real to generated.
+Each gate is then read alone on bench/trust.py's sets (same seeds) at the thresholds where it refuses 0.75% (the
+shipped gate's own) and 1% (issue 32's trial's) of USPS, both renderings (chosen on USPS: fair between gates, not
+a blind test of any), and at its own calibrated threshold; --gate adds gates trained elsewhere. The runs are kept in --runs and skipped when there, so a
+stopped bench resumes. Writes bench/results/gate_sources.json. Usage:
+
+    .venv/bin/python bench/gate_sources.py --data-dir ../shared/data [--runs runs/gate-sources] [--limit 60000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.candidates import named, prepared  # noqa: E402
+from bench.report import write_results  # noqa: E402
+from bench.trust import SEED, build_sets  # noqa: E402
+from model.gate import Gate  # noqa: E402
+
+RECIPE = ROOT / "training" / "recipes" / "gate-real.json"
+REAL_NEGATIVES = ("unipen-others", "chars74k-letters", "quickdraw")
+DIGIT_SETS = ("usps_canvas", "usps_photo", "unipen_canvas")
+NON_DIGIT_SETS = ("unipen_others_canvas", "quickdraw_canvas", "omniglot_canvas", "generated_non_digits")
+# Where the gates are compared: the share of USPS (both renderings) each gate alone refuses. 0.75% is the shipped
+# gate's own threshold; 1% is issue 32's trial's point.
+USPS_REFUSED = (0.0075, 0.01)
+
+
+def variants(recipe: dict, generated: int) -> dict[str, dict]:
+    """Variant name -> the options that differ from the recipe."""
+    digits = [name for name in recipe["data"] if name not in REAL_NEGATIVES]
+    out = {"generated": {"data": digits, "non_digits": generated},
+           "all real": {"data": recipe["data"], "non_digits": generated}}
+    for left_out in REAL_NEGATIVES:
+        out[f"all real but {left_out}"] = {"data": [n for n in recipe["data"] if n != left_out],
+                                           "non_digits": generated}
+    # a fine-tune of a gate cannot drop the generated ones (training.train refuses: it would forget them)
+    out["all real, a quarter of the generated"] = {"data": recipe["data"], "non_digits": generated // 4}
+    return out
+
+
+def train(name: str, options: dict, args) -> Path:
+    output = args.runs / name.replace(" ", "-") / "digits.gate.keras"
+    if output.exists():
+        return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "training", "--config", str(RECIPE), "--base-model", str(args.base),
+               "--data", ",".join(options["data"]), "--non-digits", str(options["non_digits"]),
+               "--limit", str(args.limit), "--fine-tune-epochs", str(args.epochs), "--data-dir", str(args.data_dir),
+               "--output", str(output)]
+    started = time.perf_counter()
+    with open(output.parent / "training.log", "w") as log:
+        subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+    print(f"{name}: trained in {time.perf_counter() - started:.0f} s")
+    return output
+
+
+def refused_at(likeness: dict[str, np.ndarray], threshold: float, totals: dict[str, int]) -> dict[str, float]:
+    """Share of each set refused (inputs with no ink count as refused, as the app gives them no answer)."""
+    return {name: round(float(((values < threshold).sum() + totals[name] - len(values)) / totals[name]), 4)
+            for name, values in likeness.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "gate-sources")
+    parser.add_argument("--base", type=Path, default=ROOT / "model" / "digits.gate.keras")
+    parser.add_argument("--limit", type=int, default=60000, help="training images per variant (a seeded sample)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--generated", type=int, default=40000, help="generated non-digits, before --limit")
+    parser.add_argument("--only", default=None, help="comma-separated variant names ('' for none)")
+    parser.add_argument("--gate", type=named, action="append", default=[],
+                        help="NAME=PATH: a gate trained elsewhere, read beside the variants (repeatable)")
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    recipe = json.loads(RECIPE.read_text())
+    chosen = variants(recipe, args.generated)
+    if args.only is not None:
+        chosen = {name: chosen[name] for name in args.only.split(",") if name}
+    gates = {name: train(name, options, args) for name, options in chosen.items()}
+    gates.update(dict(args.gate))
+
+    wanted = DIGIT_SETS + NON_DIGIT_SETS
+    batches, totals = {}, {}
+    for name, cases in build_sets(np.random.default_rng(SEED), None, SEED + 1).items():  # the stream's order
+        if name in wanted:
+            batches[name], truths, totals[name] = prepared(cases)
+    rows = {}
+    for name, path in gates.items():
+        gate = Gate(path)
+        likeness = {set_name: gate.likeness(batch) for set_name, batch in batches.items()}
+        usps = np.concatenate([likeness["usps_canvas"], likeness["usps_photo"]])
+        rows[name] = {"options": chosen.get(name, str(path)), "own_threshold": round(gate.threshold, 4),
+                      "refused_at_own_threshold": refused_at(likeness, gate.threshold, totals)}
+        for share in USPS_REFUSED:
+            threshold = float(np.quantile(usps, share))
+            rows[name][f"at {share:.2%} of USPS refused"] = {"threshold": round(threshold, 4),
+                                                             "refused": refused_at(likeness, threshold, totals)}
+            shown = rows[name][f"at {share:.2%} of USPS refused"]["refused"]
+            print(f"{name:40s} USPS {share:.2%}: " + " ".join(f"{s}={shown[s]:.1%}" for s in wanted))
+    write_results("gate_sources", {"recipe": str(RECIPE.relative_to(ROOT)), "limit": args.limit,
+                                   "epochs": args.epochs, "variants": rows}, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
