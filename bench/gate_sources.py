@@ -51,7 +51,7 @@ def variants(recipe: dict, generated: int) -> dict[str, dict]:
         out[f"all real but {left_out}"] = {"data": [n for n in recipe["data"] if n != left_out],
                                            "non_digits": generated}
     # a fine-tune of a gate cannot drop the generated ones (training.train refuses: it would forget them)
-    out["all real, a quarter of the generated"] = {"data": recipe["data"], "non_digits": generated // 4}
+    out["all real with a quarter of the generated"] = {"data": recipe["data"], "non_digits": generated // 4}
     return out
 
 

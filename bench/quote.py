@@ -321,6 +321,41 @@ def gate_scores() -> str:
                   "MNIST test refused", "ARDIS held out", "continental"], rows)
 
 
+GATE_SOURCE_COLUMNS = (("unipen_canvas", "UNIPEN held-out digits"), ("unipen_others_canvas", "UNIPEN letters and symbols"),
+                       ("quickdraw_canvas", "Quick, Draw! held-out categories"),
+                       ("omniglot_canvas", "Omniglot canvas"), ("generated_non_digits", "generated non-digits"))
+GATE_SOURCE_NAMES = {"shipped": "shipped gate", "doodles-once": "real, doodles drawn once",
+                     "doodles-8": "real, doodles drawn 8 times"}
+
+
+def _gate_source_rows(names, points) -> list[list[str]]:
+    variants = results("gate_sources")["variants"]
+    rows = []
+    for point in points:
+        for name in names:
+            refused = variants[name][point]["refused"]
+            cells = [GATE_SOURCE_NAMES.get(name, name), point.split(" of")[0].removeprefix("at "),
+                     f"{variants[name][point]['threshold']:.3f}"] + [pct(refused[key], 1)
+                                                                       for key, _ in GATE_SOURCE_COLUMNS]
+            rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
+    return rows
+
+
+def gate_sources_compare() -> str:
+    """The gates taught real non-digits against the shipped one, at the same USPS refusals."""
+    points = [key for key in results("gate_sources")["variants"]["shipped"] if key.startswith("at ")]
+    return table(["gate", "USPS refused", "threshold", *(label for _, label in GATE_SOURCE_COLUMNS)],
+                 _gate_source_rows(list(GATE_SOURCE_NAMES), points))
+
+
+def gate_sources_ablation() -> str:
+    """Each real source left out in turn, and the share of generated non-digits."""
+    variants = results("gate_sources")["variants"]
+    names = [name for name in variants if name not in GATE_SOURCE_NAMES]
+    return table(["variant", "USPS refused", "threshold", *(label for _, label in GATE_SOURCE_COLUMNS)],
+                 _gate_source_rows(names, ["at 1.00% of USPS refused"]))
+
+
 def finetune() -> str:
     bench = results("feedback_finetune")
     digit, before = str(bench["style_digit"]), bench["calculator_digits_before"]
@@ -405,6 +440,8 @@ FIGURES: dict[str, Callable[[], str]] = {
     "why-area": lambda: f"{results('why')['map_over_random_median']:.2f}",
     "why-faster-share": lambda: pct(results("why")["map_better_than_random_share"], 0),
     "why-digits": lambda: str(results("why")["digits"]),
+    "smileys-one": lambda: pct(results("smileys")["one_digit_claimed"], 1),
+    "smileys-number": lambda: pct(results("smileys")["number_claimed"], 1),
     "threshold": lambda: f"{card()['calibration']['threshold']:.2f}",
     "png-images-per-second": lambda: f"{results('mnist_png_accuracy')['images_per_second']:.0f}",
     "robustness-files-per-second": lambda: f"{results('robustness')['files_per_second']:.0f}",
@@ -440,7 +477,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "trust-tradeoff": trust_tradeoff, "finetune": finetune, "distributed": distributed,
     "results-models": results_models, "answer-latency": answer_latency,
     "gate-tradeoff": gate_tradeoff, "gate-feedback": gate_feedback, "store-speed": store_speed,
-    "gate-scores": gate_scores,
+    "gate-scores": gate_scores, "gate-sources-compare": gate_sources_compare,
+    "gate-sources-ablation": gate_sources_ablation,
 }
 
 

@@ -260,17 +260,20 @@ def test_numbers_are_written_side_by_side_and_read_digit_by_digit(recognizer):
     assert len(number.digits) == 3
 
 
+def _three_sources(mnist: int, unipen: int, quickdraw: int) -> list[Dataset]:
+    """A set of distinct pictures (labels 1), one of pen renders (2) and one of non-digits, each 10 held out."""
+    def split(count, label):
+        return Split(np.full((count, 28, 28), label, np.uint8), np.full(count, label, np.uint8))
+
+    return [Dataset("mnist", "t", split(mnist, 1), split(10, 1)), Dataset("unipen", "t", split(unipen, 2), split(10, 2)),
+            Dataset("quickdraw", "t", split(quickdraw, NOT_A_DIGIT), split(10, NOT_A_DIGIT))]
+
+
 def test_rendered_and_non_digit_sets_never_reach_the_validation_split_and_only_digits_are_tested():
     from training.config import TrainConfig
     from training.splits import make_datasets
 
-    def split(count, label):
-        return Split(np.full((count, 28, 28), label, np.uint8), np.full(count, label, np.uint8))
-
-    datasets = [Dataset("mnist", "t", split(100, 1), split(10, 1)),
-                Dataset("unipen", "t", split(40, 2), split(10, 2)),
-                Dataset("quickdraw", "t", split(30, NOT_A_DIGIT), split(10, NOT_A_DIGIT))]
-    train, validation, tests = make_datasets(datasets, TrainConfig(validation_size=20))
+    train, validation, tests = make_datasets(_three_sources(100, 40, 30), TrainConfig(validation_size=20))
     assert set(validation.y.tolist()) == {1}  # distinct MNIST pictures only
     assert len(train) == 80 + 40 + 30 and set(tests) == {"mnist", "unipen"}
 
@@ -279,12 +282,7 @@ def test_a_limited_run_is_a_seeded_sample_of_every_source_not_the_first_images()
     from training.config import TrainConfig
     from training.splits import make_datasets
 
-    def split(count, label):
-        return Split(np.full((count, 28, 28), label, np.uint8), np.full(count, label, np.uint8))
-
-    datasets = [Dataset("mnist", "t", split(600, 1), split(10, 1)),
-                Dataset("unipen", "t", split(200, 2), split(10, 2)),
-                Dataset("quickdraw", "t", split(200, NOT_A_DIGIT), split(10, NOT_A_DIGIT))]
+    datasets = _three_sources(600, 200, 200)
     config = TrainConfig(validation_size=100, limit=200)
     train, validation, _ = make_datasets(datasets, config)
     shares = np.bincount(train.y, minlength=NOT_A_DIGIT + 1)
