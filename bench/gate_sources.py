@@ -8,8 +8,8 @@ at --limit images, --fine-tune-epochs epochs, one seed), differing only in its "
   - all real with a quarter of the generated ones: the share of real to generated.
 Each gate is then read alone on bench/trust.py's sets (same seeds) at the thresholds where it refuses 0.75% (the
 shipped gate's own) and 1% (issue 32's trial's) of USPS, both renderings (chosen on USPS: fair between gates, not
-a blind test of any), and at its own calibrated threshold; --gate adds gates trained elsewhere. The runs are kept in --runs and skipped when there, so a
-stopped bench resumes. Writes bench/results/gate_sources.json. Usage:
+a blind test of any), and at its own calibrated threshold; --gate adds gates trained elsewhere. The runs are
+kept in --runs and skipped when there, so a stopped bench resumes. Writes bench/results/gate_sources.json. Usage:
 
     .venv/bin/python bench/gate_sources.py --data-dir ../shared/data [--runs runs/gate-sources] [--limit 60000]
 """
@@ -101,7 +101,7 @@ def main() -> int:
     batches, totals = {}, {}
     for name, cases in build_sets(np.random.default_rng(SEED), None, SEED + 1).items():  # the stream's order
         if name in wanted:
-            batches[name], truths, totals[name] = prepared(cases)
+            batches[name], _, totals[name] = prepared(cases)
     rows = {}
     for name, path in gates.items():
         gate = Gate(path)

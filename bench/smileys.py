@@ -35,19 +35,10 @@ def untrained_smileys(data_dir: Path, count: int, rng: np.random.Generator) -> n
     """`count` smiley bitmaps (ink 255 on 0) that the quickdraw source never gives a gate to train on."""
     from training.sources import quickdraw
 
-    with np.load(data_dir / quickdraw.SUBFOLDER / quickdraw.BITMAPS, allow_pickle=False) as arrays:
-        images, labels, classes = arrays["images"], arrays["labels"], arrays["classes"].tolist()
-    members = np.flatnonzero(labels == classes.index(CATEGORY))
-    trained = set()  # the same seeded choice as training.sources.quickdraw.bitmaps_part
-    choice = np.random.default_rng(quickdraw.BITMAP_SEED)
-    for label, name in enumerate(classes):
-        if name in quickdraw.BITMAP_LOOKALIKES:
-            continue
-        chosen = choice.permutation(np.flatnonzero(labels == label))[:quickdraw.BITMAPS_PER_CATEGORY]
-        if name == CATEGORY:
-            trained = set(chosen.tolist())
-    others = np.array([index for index in members if index not in trained])
-    return images[rng.choice(others, size=min(count, len(others)), replace=False)]
+    trained, bitmaps = quickdraw.bitmap_indices(data_dir, held_out=False)
+    members = np.flatnonzero(bitmaps["labels"] == bitmaps["classes"].tolist().index(CATEGORY))
+    others = np.setdiff1d(members, trained.get(CATEGORY, []))
+    return bitmaps["images"][rng.choice(others, size=min(count, len(others)), replace=False)]
 
 
 def main() -> int:

@@ -68,19 +68,27 @@ def strokes_part(data_dir: Path | None, held_out: bool) -> tuple[Drawings, np.nd
     return drawings, np.flatnonzero(usable & (held if held_out else ~held))
 
 
-def bitmaps_part(data_dir: Path | None, held_out: bool) -> np.ndarray:
-    """Up to BITMAPS_PER_CATEGORY bitmaps (as stored: ink 255 on 0, filling the frame) of each non-look-alike
-    category, training or held out."""
+def bitmap_indices(data_dir: Path | None, held_out: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Category -> the indices of up to BITMAPS_PER_CATEGORY of its bitmaps (a seeded choice), for each
+    non-look-alike category, training or held out; and every bitmap (as stored: ink 255 on 0, filling the frame)."""
     _, _, _, held_names = _stroke_sides(data_dir)
     bitmaps = _bitmaps(data_dir)
     rng = np.random.default_rng(BITMAP_SEED)
-    chosen = []
+    chosen = {}
     for label, name in enumerate(bitmaps["classes"].tolist()):
         if name in BITMAP_LOOKALIKES or (name in held_names) != held_out:
             continue
         members = np.flatnonzero(bitmaps["labels"] == label)
-        chosen.append(np.sort(rng.permutation(members)[:BITMAPS_PER_CATEGORY]))
-    return bitmaps["images"][np.concatenate(chosen)] if chosen else np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
+        chosen[name] = np.sort(rng.permutation(members)[:BITMAPS_PER_CATEGORY])
+    return chosen, bitmaps
+
+
+def bitmaps_part(data_dir: Path | None, held_out: bool) -> np.ndarray:
+    """The chosen bitmaps (bitmap_indices) of the training or the held-out categories."""
+    chosen, bitmaps = bitmap_indices(data_dir, held_out)
+    if not chosen:
+        return np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8)
+    return bitmaps["images"][np.concatenate(list(chosen.values()))]
 
 
 def _framed(images: np.ndarray) -> Split:
