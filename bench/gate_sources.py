@@ -6,10 +6,11 @@ at --limit images, --fine-tune-epochs epochs, one seed), differing only in its "
   - all real: UNIPEN letters and symbols, Chars74K letters and Quick, Draw! doodles beside the generated ones;
   - all real but one source, for each of the three;
   - all real with a quarter of the generated ones: the share of real to generated.
-Each gate is then read alone on bench/trust.py's sets (same seeds) at the thresholds where it refuses 0.75% (the
-shipped gate's own) and 1% (issue 32's trial's) of USPS, both renderings (chosen on USPS: fair between gates, not
-a blind test of any), and at its own calibrated threshold; --gate adds gates trained elsewhere. The runs are
-kept in --runs and skipped when there, so a stopped bench resumes. Writes bench/results/gate_sources.json. Usage:
+Each gate is then read alone on bench/trust.py's sets (same seeds) where it refuses 0.5% to 2% of USPS, both
+renderings (0.75% is the shipped gate's own threshold, 1% issue 32's trial's point; chosen on USPS: fair between
+gates, not a blind test of any), with the held-out doodles refused per category, and at its own calibrated
+threshold; --gate adds gates trained elsewhere. The runs are kept in --runs and skipped when there, so a stopped
+bench resumes. Writes bench/results/gate_sources.json. Usage:
 
     .venv/bin/python bench/gate_sources.py --data-dir ../shared/data [--runs runs/gate-sources] [--limit 60000]
 """
@@ -32,14 +33,15 @@ from bench.candidates import named, prepared  # noqa: E402
 from bench.report import write_results  # noqa: E402
 from bench.trust import SEED, build_sets  # noqa: E402
 from model.gate import Gate  # noqa: E402
+from model.preprocess import preprocess  # noqa: E402
 
 RECIPE = ROOT / "training" / "recipes" / "gate-real.json"
 REAL_NEGATIVES = ("unipen-others", "chars74k-letters", "quickdraw")
 DIGIT_SETS = ("usps_canvas", "usps_photo", "unipen_canvas")
 NON_DIGIT_SETS = ("unipen_others_canvas", "quickdraw_canvas", "omniglot_canvas", "generated_non_digits")
-# Where the gates are compared: the share of USPS (both renderings) each gate alone refuses. 0.75% is the shipped
-# gate's own threshold; 1% is issue 32's trial's point.
-USPS_REFUSED = (0.0075, 0.01)
+# Where the gates are compared: the share of USPS (both renderings) each gate alone refuses, a trade-off curve.
+# 0.75% is the shipped gate's own threshold; 1% is issue 32's trial's point.
+USPS_REFUSED = (0.005, 0.0075, 0.01, 0.015, 0.02)
 
 
 def variants(recipe: dict, generated: int) -> dict[str, dict]:
@@ -77,6 +79,28 @@ def refused_at(likeness: dict[str, np.ndarray], threshold: float, totals: dict[s
             for name, values in likeness.items()}
 
 
+def doodle_categories() -> np.ndarray:
+    """The category of each held-out Quick, Draw! drawing, in bench/trust.py's order."""
+    from bench.trust import SHARED
+    from training.sources import quickdraw
+
+    _, indices = quickdraw.strokes_part(SHARED, held_out=True)
+    strokes = quickdraw.STROKES.read(SHARED)
+    return strokes["classes"][strokes["labels"]][indices]
+
+
+def noting_ink(cases, has_ink: list[bool]):
+    """The cases as they come, noting which have ink (prepared() keeps only those)."""
+    for image, truth in cases:
+        has_ink.append(preprocess(image).image is not None)
+        yield image, truth
+
+
+def refused_by_category(values: np.ndarray, threshold: float, categories: np.ndarray) -> dict[str, float]:
+    return {name: round(float((values[categories == name] < threshold).mean()), 3)
+            for name in sorted(set(categories.tolist()))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
@@ -98,10 +122,13 @@ def main() -> int:
     gates.update(dict(args.gate))
 
     wanted = DIGIT_SETS + NON_DIGIT_SETS
-    batches, totals = {}, {}
+    batches, totals, doodles_with_ink = {}, {}, []
     for name, cases in build_sets(np.random.default_rng(SEED), None, SEED + 1).items():  # the stream's order
         if name in wanted:
+            if name == "quickdraw_canvas":
+                cases = noting_ink(cases, doodles_with_ink)
             batches[name], _, totals[name] = prepared(cases)
+    categories = doodle_categories()[np.array(doodles_with_ink, bool)]
     rows = {}
     for name, path in gates.items():
         gate = Gate(path)
@@ -111,8 +138,9 @@ def main() -> int:
                       "refused_at_own_threshold": refused_at(likeness, gate.threshold, totals)}
         for share in USPS_REFUSED:
             threshold = float(np.quantile(usps, share))
-            rows[name][f"at {share:.2%} of USPS refused"] = {"threshold": round(threshold, 4),
-                                                             "refused": refused_at(likeness, threshold, totals)}
+            rows[name][f"at {share:.2%} of USPS refused"] = {
+                "threshold": round(threshold, 4), "refused": refused_at(likeness, threshold, totals),
+                "doodle_categories_refused": refused_by_category(likeness["quickdraw_canvas"], threshold, categories)}
             shown = rows[name][f"at {share:.2%} of USPS refused"]["refused"]
             print(f"{name:40s} USPS {share:.2%}: " + " ".join(f"{s}={shown[s]:.1%}" for s in wanted))
     write_results("gate_sources", {"recipe": str(RECIPE.relative_to(ROOT)), "limit": args.limit,

@@ -325,7 +325,8 @@ GATE_SOURCE_COLUMNS = (("unipen_canvas", "UNIPEN held-out digits"), ("unipen_oth
                        ("quickdraw_canvas", "Quick, Draw! held-out categories"),
                        ("omniglot_canvas", "Omniglot canvas"), ("generated_non_digits", "generated non-digits"))
 GATE_SOURCE_NAMES = {"shipped": "shipped gate", "doodles-once": "real, doodles drawn once",
-                     "doodles-8": "real, doodles drawn 8 times"}
+                     "doodles-8": "real, doodles drawn 8 times",
+                     "quarter-generated": "real, doodles 8 times, a quarter of the generated"}
 
 
 def _gate_source_rows(names, points) -> list[list[str]]:
@@ -354,6 +355,51 @@ def gate_sources_ablation() -> str:
     names = [name for name in variants if name not in GATE_SOURCE_NAMES]
     return table(["variant", "USPS refused", "threshold", *(label for _, label in GATE_SOURCE_COLUMNS)],
                  _gate_source_rows(names, ["at 1.00% of USPS refused"]))
+
+
+def doodles_through(gate: str = "doodles-8", point: str = "at 0.75% of USPS refused", shown: int = 6) -> str:
+    """The held-out doodle categories a gate refuses least, at the shipped gate's USPS cost."""
+    by_category = results("gate_sources")["variants"][gate][point]["doodle_categories_refused"]
+    return ", ".join(f"{name} {pct(share, 0)}" for name, share in sorted(by_category.items(),
+                                                                         key=lambda item: item[1])[:shown])
+
+
+def doodles_all_refused(gate: str = "doodles-8", point: str = "at 0.75% of USPS refused") -> str:
+    by_category = results("gate_sources")["variants"][gate][point]["doodle_categories_refused"]
+    return ", ".join(name for name, share in by_category.items() if share == 1.0)
+
+
+CANDIDATE_SETS = (("mnist_test", "MNIST test"), ("usps_photo", "USPS scans"), ("usps_canvas", "USPS on the canvas"),
+                  ("unipen_canvas", "UNIPEN held-out writers, canvas"),
+                  ("unipen_paper", "UNIPEN held-out writers, paper"),
+                  ("continental", "continental, fat pens, small scans"))
+CANDIDATE_REFUSALS = (("unipen_others_canvas", "UNIPEN letters and symbols, held-out writers"),
+                      ("quickdraw_canvas", "Quick, Draw! held-out categories"), ("omniglot_canvas", "Omniglot, canvas"),
+                      ("generated_non_digits", "generated non-digits"))
+
+
+def candidates(name: str, pairs: dict[str, str], margin: str = "0.15") -> str:
+    """Reader and gate pairs side by side (bench/candidates.py): right / refused / wrong at >= 90% on digits,
+    refused (a digit at >= 90%) on non-digits."""
+    sets = results(name)["sets"]
+
+    def row(key, label, cell):
+        return [label] + [cell(sets[key]["rows"][f"{pair}, margin {margin}"]) for pair in pairs]
+
+    rows = [row(key, label, lambda r: " / ".join(f"{100 * r[k]:.2f}" for k in ("right", "refused", "wrong_confident")))
+            for key, label in CANDIDATE_SETS]
+    rows += [row(key, label + ": refused (a digit at ≥ 90%)",
+                 lambda r: f"{100 * r['refused']:.1f} ({100 * r['wrong_confident']:.1f})")
+             for key, label in CANDIDATE_REFUSALS]
+    return table(["set (right / refused / wrong at ≥ 90%, %)", *pairs.values()], rows)
+
+
+def candidates_round3() -> str:
+    return candidates("candidates_round3", {
+        "shipped + gate shipped": "shipped pair", "half-rate + gate shipped": "reader at half the rate, shipped gate",
+        "deskew + gate shipped": "deskewing reader, shipped gate",
+        "shipped + gate quarter-generated": "shipped reader, new gate",
+        "half-rate + gate quarter-generated": "reader at half the rate, new gate"})
 
 
 def finetune() -> str:
@@ -440,6 +486,8 @@ FIGURES: dict[str, Callable[[], str]] = {
     "why-area": lambda: f"{results('why')['map_over_random_median']:.2f}",
     "why-faster-share": lambda: pct(results("why")["map_better_than_random_share"], 0),
     "why-digits": lambda: str(results("why")["digits"]),
+    "doodles-through": doodles_through,
+    "doodles-all-refused": doodles_all_refused,
     "smileys-one": lambda: pct(results("smileys")["one_digit_claimed"], 1),
     "smileys-number": lambda: pct(results("smileys")["number_claimed"], 1),
     "threshold": lambda: f"{card()['calibration']['threshold']:.2f}",
@@ -479,6 +527,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "gate-tradeoff": gate_tradeoff, "gate-feedback": gate_feedback, "store-speed": store_speed,
     "gate-scores": gate_scores, "gate-sources-compare": gate_sources_compare,
     "gate-sources-ablation": gate_sources_ablation,
+    "candidates-round3": candidates_round3,
 }
 
 

@@ -12,7 +12,7 @@ from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.gate import Gate, gate_reason
 from model.loading import load_model, open_fast_path
 from model.number import read_number
-from model.preprocess import Preprocessed, preprocess
+from model.preprocess import Preprocessed, deskew, preprocess
 from model.readings import NumberReading, Reading
 
 
@@ -25,6 +25,8 @@ class Recognizer:
         self.card, self._forward, self._keras = open_fast_path(self.model_path)
         self.calibration = Calibration.from_card(self.card.calibration)
         self.gate = Gate.beside(self.model_path) if gate else None
+        # a reader trained on slant-normalised digits (training --deskew) reads them so; the gate never was
+        self.deskews = bool(self.card.config.get("deskew"))
 
     @property
     def model(self):
@@ -40,7 +42,10 @@ class Recognizer:
             raise ValueError(f"Expected (N, {INPUT_SIZE}, {INPUT_SIZE}) images, got {images.shape}.")
         if len(images) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
-        return self._forward(_batch(images))
+        return self._forward(self._reader_batch(images))
+
+    def _reader_batch(self, images: np.ndarray) -> np.ndarray:
+        return _batch(np.stack([deskew(image) for image in images]) if self.deskews else images)
 
     def read(self, image: np.ndarray) -> Reading:
         return self.read_many([image])[0]
@@ -63,7 +68,7 @@ class Recognizer:
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
         inputs = [p.image for p in prepared if p.image is not None]
         batch = _batch(np.stack(inputs)) if inputs else None
-        probabilities = iter(self._forward(batch) if inputs else [])
+        probabilities = iter(self._forward(self._reader_batch(np.stack(inputs))) if inputs else [])
         likeness = iter(self.gate.likeness(batch) if inputs and self.gate else [])
         readings = []
         for p in prepared:

@@ -230,6 +230,26 @@ def frame_digit(ink: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(frame * PIXEL_MAX), 0, PIXEL_MAX).astype(np.uint8)
 
 
+MAX_SKEW = 1.0  # a slant steeper than 45 degrees is more likely a stroke's shape than a writer's slant
+
+
+def deskew(frame: np.ndarray) -> np.ndarray:
+    """A framed 28x28 digit with its slant taken out: sheared so that its second image moment mu11 is zero
+    (the classic moments deskew), then framed again by frame_digit. Slant normalisation (issue 32)."""
+    frame = np.asarray(frame, np.float32) / PIXEL_MAX  # frame_digit takes float ink as 0..1
+    moments = cv2.moments(frame)
+    if moments["mu02"] < 1e-3 * max(moments["m00"], 1e-6):
+        return frame_digit(frame)
+    skew = float(np.clip(moments["mu11"] / moments["mu02"], -MAX_SKEW, MAX_SKEW))
+    # Shear about the centre of mass, on a canvas wide enough that no ink falls off before framing again.
+    pad = INPUT_SIZE
+    canvas = cv2.copyMakeBorder(frame, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    centre_y = moments["m01"] / moments["m00"]
+    shear = np.float32([[1, skew, -skew * centre_y], [0, 1, 0]])
+    sheared = cv2.warpAffine(canvas, shear, canvas.shape[::-1], flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)
+    return frame_digit(np.clip(sheared, 0, None))
+
+
 def shrink(image: np.ndarray, max_side: int = WORKING_MAX_SIDE) -> tuple[np.ndarray, float]:
     """The image (grey or colour) shrunk so that its longer side is at most `max_side`, and the scale used."""
     scale = min(1.0, max_side / max(image.shape[:2]))

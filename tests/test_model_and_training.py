@@ -390,3 +390,29 @@ def test_a_fat_pen_thickens_strokes_beyond_one_dilation_and_stays_off_by_default
     assert (fat > one_dilation).sum() >= 16  # a good share drawn wider than that (about 30 expected)
     assert (fat <= plain.max()).sum() >= 100  # most keep the usual pens
     assert np.array_equal(RandomStrokeWidth(0.4, fat_pen=2.0)(images, training=False), images)
+
+
+def test_a_reader_trained_on_deskewed_digits_reads_them_deskewed(stand_in_model):
+    """--deskew (issue 32's slant normalisation) is recorded in the card, and the reader's inputs are straightened
+    the same way at reading time; a reader without it reads the frame as given."""
+    import cv2
+
+    from model.inference import Recognizer
+    from model.preprocess import deskew, frame_digit
+
+    slanted = np.zeros((3, 28, 28), np.uint8)
+    for image, lean in zip(slanted, (-6, 0, 5)):
+        cv2.line(image, (14 - lean, 24), (14 + lean, 4), 255, 2)
+        cv2.line(image, (14, 8), (20, 8), 255, 2)
+    framed = np.stack([frame_digit(image) for image in slanted])
+    plain = Recognizer(stand_in_model, gate=False)
+    card = json.loads(sidecar_path(stand_in_model).read_text())
+    sidecar_path(stand_in_model).write_text(json.dumps({**card, "config": {"deskew": True}}))
+    straightening = Recognizer(stand_in_model, gate=False)
+
+    assert not plain.deskews and straightening.deskews
+    expected = plain.probabilities(np.stack([deskew(image) for image in framed]))
+    np.testing.assert_allclose(straightening.probabilities(framed), expected, atol=1e-6)
+    assert not np.allclose(plain.probabilities(framed), expected, atol=1e-4)
+    read = straightening.read_many(list(255 - slanted))  # as a user's picture: dark ink on white
+    np.testing.assert_allclose([r.probabilities for r in read], expected, atol=1e-5)

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from model.preprocess import frame_digit, ink_map, preprocess, to_gray
+from model.preprocess import deskew, frame_digit, ink_map, preprocess, to_gray
 
 
 def _centre_of_mass(image):
@@ -156,3 +156,27 @@ def test_a_large_upload_is_shrunk_before_it_is_made_grey():
         tracemalloc.stop()
     assert not isinstance(found, str) and found.box()[2] > 150
     assert peak_reading < image.nbytes / 4 and peak_showing < image.nbytes / 4, (peak_reading, peak_showing)
+
+
+@pytest.mark.parametrize("lean", [-6, 6])
+def test_deskew_stands_a_slanted_stroke_upright_and_keeps_the_mnist_frame(lean):
+    slanted = np.zeros((28, 28), np.uint8)
+    cv2.line(slanted, (14 - lean, 24), (14 + lean, 4), 255, 2)
+    upright = deskew(frame_digit(slanted))
+
+    def slant(image):
+        moments = cv2.moments(image.astype(np.float32))
+        return moments["mu11"] / moments["mu02"]
+
+    assert abs(slant(upright)) < 0.1 < abs(slant(frame_digit(slanted)))
+    assert upright.shape == (28, 28) and upright.dtype == np.uint8
+    rows, cols = np.flatnonzero(upright.max(axis=1)), np.flatnonzero(upright.max(axis=0))
+    assert rows[-1] - rows[0] + 1 == 20 and cols[-1] - cols[0] + 1 < 8  # a bar 20 tall, no longer leaning
+
+
+def test_deskew_leaves_an_upright_bar_and_a_blank_frame_as_they_were():
+    blank = np.zeros((28, 28), np.uint8)
+    assert np.array_equal(deskew(blank), blank)
+    bar = np.zeros((28, 28), np.uint8)
+    bar[4:24, 13:15] = 128  # grey ink stays grey: no saturation
+    assert np.array_equal(deskew(bar), frame_digit(bar))

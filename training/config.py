@@ -90,6 +90,9 @@ class TrainConfig:
                                  "as a fat marker draws (0: off)")
     elastic: float = option(1.0, "random elastic distortion, largest displacement in pixels (0: off)")
     blur: float = option(0.3, "random blur, 0 (off) to 1 (sigma 1 px)")
+    deskew: bool = option(False, "straighten each digit's slant by its image moments (model.preprocess.deskew) "
+                                 "before training, and before reading with the trained model (measured for "
+                                 "issue 32, docs/training.md: no gain as a fine-tune, so off)")
     aspect: float = option(0.0, "random squeeze or stretch sideways: width times exp(+-ASPECT) (0: off)")
     # Off by default: the trust recipe (docs/reliability.md) refuses far more non-digits but costs 0.2 points on MNIST.
     generated_digits: int = option(0, "generated digits in styles MNIST lacks (continental 1, 4, 7, 9; fat pens; "
@@ -191,6 +194,8 @@ class TrainConfig:
             problems.append("cpu_devices and shuffle_buffer must be at least 1")
         if self.shards is not None and (self.feedback or self.fine_tune):
             problems.append("shards cannot be combined with feedback or fine_tune yet: train from --data instead")
+        if self.shards is not None and self.deskew:
+            problems.append("deskew straightens loaded images; shards are streamed as written: train from --data")
         if self.output is not None and Path(self.output).suffix != ".keras":
             problems.append(f"output must end in .keras (the native Keras format), got {self.output}")
         if problems:

@@ -29,6 +29,7 @@ from model.card import HOLDOUT_SPLIT, TEST_SPLIT, ModelCard
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.lite import convert
 from model.loading import load_model
+from model.preprocess import deskew
 from model.registry import new_name
 from model.tf_runtime import keras_module, tensorflow
 from services.database import database_url, describe
@@ -179,6 +180,11 @@ class TrainingInputs:
     feedback: dict | None = None
 
 
+def deskewed(split: Split) -> Split:
+    """Every image of a split with its slant taken out (--deskew), as the model will read."""
+    return Split(np.stack([deskew(image) for image in split.x]) if len(split.x) else split.x, split.y)
+
+
 def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInputs:
     """Training, validation and evaluation splits, with the corrections mixed in when asked."""
     train_split, validation, tests = make_datasets(datasets, config)
@@ -186,6 +192,9 @@ def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInpu
     if config.fine_tune:
         train_split = replay_subset(train_split, config.replay, config.seed)
     train_split = with_generated(train_split, config)
+    if config.deskew:
+        train_split, validation = deskewed(train_split), deskewed(validation)
+        evaluation = {name: deskewed(split) for name, split in evaluation.items()}
     weights, feedback = None, None
     if config.feedback:
         corrections, held, samples = load_corrections(config.corrections, config.feedback_holdout, config.seed,
