@@ -33,7 +33,6 @@ from bench.candidates import named, prepared  # noqa: E402
 from bench.report import write_results  # noqa: E402
 from bench.trust import SEED, build_sets  # noqa: E402
 from model.gate import Gate  # noqa: E402
-from model.preprocess import preprocess  # noqa: E402
 
 RECIPE = ROOT / "training" / "recipes" / "gate-real.json"
 REAL_NEGATIVES = ("unipen-others", "chars74k-letters", "quickdraw")
@@ -89,13 +88,6 @@ def doodle_categories() -> np.ndarray:
     return strokes["classes"][strokes["labels"]][indices]
 
 
-def noting_ink(cases, has_ink: list[bool]):
-    """The cases as they come, noting which have ink (prepared() keeps only those)."""
-    for image, truth in cases:
-        has_ink.append(preprocess(image).image is not None)
-        yield image, truth
-
-
 def refused_by_category(values: np.ndarray, threshold: float, categories: np.ndarray) -> dict[str, float]:
     return {name: round(float((values[categories == name] < threshold).mean()), 3)
             for name in sorted(set(categories.tolist()))}
@@ -122,13 +114,15 @@ def main() -> int:
     gates.update(dict(args.gate))
 
     wanted = DIGIT_SETS + NON_DIGIT_SETS
-    batches, totals, doodles_with_ink = {}, {}, []
+    batches, totals = {}, {}
     for name, cases in build_sets(np.random.default_rng(SEED), None, SEED + 1).items():  # the stream's order
         if name in wanted:
-            if name == "quickdraw_canvas":
-                cases = noting_ink(cases, doodles_with_ink)
-            batches[name], _, totals[name] = prepared(cases)
-    categories = doodle_categories()[np.array(doodles_with_ink, bool)]
+            if name == "quickdraw_canvas":  # each doodle's place as its "truth": which had ink to be framed
+                cases = ((image, place) for place, (image, _) in enumerate(cases))
+                batches[name], places, totals[name] = prepared(cases)
+                categories = doodle_categories()[places]
+            else:
+                batches[name], _, totals[name] = prepared(cases)
     rows = {}
     for name, path in gates.items():
         gate = Gate(path)

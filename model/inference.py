@@ -12,7 +12,7 @@ from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.gate import Gate, gate_reason
 from model.loading import load_model, open_fast_path
 from model.number import read_number
-from model.preprocess import Preprocessed, deskew, preprocess
+from model.preprocess import Preprocessed, deskew_all, preprocess
 from model.readings import NumberReading, Reading
 
 
@@ -42,10 +42,11 @@ class Recognizer:
             raise ValueError(f"Expected (N, {INPUT_SIZE}, {INPUT_SIZE}) images, got {images.shape}.")
         if len(images) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
-        return self._forward(self._reader_batch(images))
+        return self._forward(self._reader_input(_batch(images)))
 
-    def _reader_batch(self, images: np.ndarray) -> np.ndarray:
-        return _batch(np.stack([deskew(image) for image in images]) if self.deskews else images)
+    def _reader_input(self, batch: np.ndarray) -> np.ndarray:
+        """The batch as the reader takes it: deskewed when it was trained so (the gate takes it as it is)."""
+        return _batch(deskew_all(batch[..., 0])) if self.deskews else batch
 
     def read(self, image: np.ndarray) -> Reading:
         return self.read_many([image])[0]
@@ -68,7 +69,7 @@ class Recognizer:
     def _read_prepared(self, prepared: list[Preprocessed]) -> list[Reading]:
         inputs = [p.image for p in prepared if p.image is not None]
         batch = _batch(np.stack(inputs)) if inputs else None
-        probabilities = iter(self._forward(self._reader_batch(np.stack(inputs))) if inputs else [])
+        probabilities = iter(self._forward(self._reader_input(batch)) if inputs else [])
         likeness = iter(self.gate.likeness(batch) if inputs and self.gate else [])
         readings = []
         for p in prepared:

@@ -250,6 +250,11 @@ def deskew(frame: np.ndarray) -> np.ndarray:
     return frame_digit(np.clip(sheared, 0, None))
 
 
+def deskew_all(frames: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) framed digits -> the same, each deskewed."""
+    return np.stack([deskew(frame) for frame in frames]) if len(frames) else np.asarray(frames, np.uint8)
+
+
 def shrink(image: np.ndarray, max_side: int = WORKING_MAX_SIDE) -> tuple[np.ndarray, float]:
     """The image (grey or colour) shrunk so that its longer side is at most `max_side`, and the scale used."""
     scale = min(1.0, max_side / max(image.shape[:2]))

@@ -29,7 +29,7 @@ from model.card import HOLDOUT_SPLIT, TEST_SPLIT, ModelCard
 from model.constants import INPUT_SIZE, NUM_CLASSES
 from model.lite import convert
 from model.loading import load_model
-from model.preprocess import deskew
+from model.preprocess import deskew_all
 from model.registry import new_name
 from model.tf_runtime import keras_module, tensorflow
 from services.database import database_url, describe
@@ -182,7 +182,7 @@ class TrainingInputs:
 
 def deskewed(split: Split) -> Split:
     """Every image of a split with its slant taken out (--deskew), as the model will read."""
-    return Split(np.stack([deskew(image) for image in split.x]) if len(split.x) else split.x, split.y)
+    return Split(deskew_all(split.x), split.y)
 
 
 def _training_data(config: TrainConfig, datasets: list[Dataset]) -> TrainingInputs:
