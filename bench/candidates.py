@@ -6,15 +6,21 @@ with none, for each "not sure" margin given. Prints and writes read right / refu
 set and combination: what decides whether a retrained network ships (issue 32). Usage:
 
     .venv/bin/python bench/candidates.py --reader shipped=model/digits.keras --reader new=runs/r/digits.keras \
-        --gate shipped=model/digits.gate.keras --gate new=runs/g/digits.gate.keras [--sets usps_canvas,...]
+        --gate shipped=model/digits.gate.keras --gate new=runs/g/digits.gate.keras [--sets usps_canvas,...] \
+        [--cache /tmp/candidate-sets.npz]
+
+--cache keeps the prepared sets for the next run (drawing them takes about 10 minutes); it is used only while
+the files that draw and preprocess them are unchanged (SET_MAKERS), and made again otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +36,9 @@ from model.preprocess import preprocess  # noqa: E402
 
 DEFAULT_SETS = ("usps_photo", "usps_canvas", "omniglot_canvas", "generated_non_digits", "continental", "mnist_test",
                 "unipen_canvas", "unipen_paper", "unipen_others_canvas", "quickdraw_canvas")
+# The files whose code draws and preprocesses the sets: a cache made by other versions of them is not used.
+SET_MAKERS = ("bench/trust.py", "bench/synth.py", "bench/styles.py", "model/preprocess.py", "training/render.py",
+              "training/strokes.py", "training/glyphs.py")
 ENSEMBLE_THRESHOLD = 0.5  # the mean of calibrated readers has no calibration of its own yet
 
 
@@ -40,16 +49,58 @@ def named(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def prepared(cases) -> tuple[np.ndarray, np.ndarray, int]:
-    """A set's model inputs as one batch, their truths (-1: not a digit) and how many had no ink."""
-    inputs, truths, total = [], [], 0
-    for image, truth in cases:
+class Prepared(NamedTuple):
+    """A set's model inputs as one batch, their truths (-1: not a digit), how many inputs there were, and the
+    place of each one that had ink (those without are left out, and count as refused)."""
+
+    batch: np.ndarray
+    truths: np.ndarray
+    total: int
+    kept: np.ndarray
+
+
+def prepared(cases) -> Prepared:
+    inputs, truths, kept, total = [], [], [], 0
+    for place, (image, truth) in enumerate(cases):
         total += 1
         framed = preprocess(image).image
         if framed is not None:
             inputs.append(framed)
             truths.append(-1 if truth is None else truth)
-    return _batch(np.stack(inputs)), np.array(truths), total
+            kept.append(place)
+    return Prepared(_batch(np.stack(inputs)), np.array(truths), total, np.array(kept))
+
+
+def makers_digest() -> str:
+    return hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in SET_MAKERS)).hexdigest()
+
+
+def prepared_sets(wanted, cache: Path | None) -> dict[str, Prepared]:
+    """name -> each wanted set Prepared, from the cache when the same code made it (else drawn, and cached)."""
+    digest = makers_digest()
+    if cache is not None and cache.exists():
+        with np.load(cache) as stored:
+            if str(stored["digest"]) == digest and all(f"{name}/{part}" in stored for name in wanted
+                                                       for part in Prepared._fields):
+                print(f"prepared sets from {cache}")
+                return {name: Prepared(stored[f"{name}/batch"], stored[f"{name}/truths"],
+                                       int(stored[f"{name}/total"]), stored[f"{name}/kept"]) for name in wanted}
+        print(f"{cache} was made by other code or holds other sets: drawing them again")
+    sets = trust.build_sets(np.random.default_rng(trust.SEED), None, trust.SEED + 1)
+    unknown = set(wanted) - set(sets)
+    if unknown:
+        raise SystemExit(f"unknown sets {sorted(unknown)}; bench/trust.py has {sorted(sets)}")
+    made = {}
+    for name, cases in sets.items():  # in trust.py's order: each set draws from the stream as it does there
+        if name in wanted:
+            started = time.perf_counter()
+            made[name] = prepared(cases)
+            print(f"{name}: drawn and preprocessed in {time.perf_counter() - started:.0f} s", flush=True)
+    if cache is not None:
+        arrays = {f"{name}/{part}": np.asarray(value) for name, sets in made.items()
+                  for part, value in sets._asdict().items()}
+        np.savez(cache, digest=np.array(digest), **arrays)
+    return made
 
 
 def scored(probabilities: np.ndarray, threshold: float, likeness: np.ndarray | None, gate: Gate | None,
@@ -74,21 +125,15 @@ def main() -> int:
     parser.add_argument("--sets", default=",".join(DEFAULT_SETS), help="bench/trust.py's set names, comma-separated")
     parser.add_argument("--margins", default=f"0,{AMBIGUOUS_MARGIN}", help="'not sure' margins to try")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--cache", type=Path, default=None, help="an .npz to keep the prepared sets in")
     args = parser.parse_args()
     wanted = args.sets.split(",")
     readers = {name: Recognizer(path, gate=False) for name, path in args.reader}
     gates = {"none": None, **{name: Gate(path) for name, path in args.gate}}
     margins = [float(m) for m in args.margins.split(",")]
-    sets = trust.build_sets(np.random.default_rng(trust.SEED), None, trust.SEED + 1)
-    unknown = set(wanted) - set(sets)
-    if unknown:
-        parser.error(f"unknown sets {sorted(unknown)}; bench/trust.py has {sorted(sets)}")
     results = {}
-    for name, cases in sets.items():  # in trust.py's order: each set draws from the stream as it does there
-        if name not in wanted:
-            continue
+    for name, (batch, truths, total, _) in prepared_sets(wanted, args.cache).items():
         started = time.perf_counter()
-        batch, truths, total = prepared(cases)
         read = {reader: (calibrated(r.probabilities(batch[..., 0]), r.calibration.temperature),
                          r.calibration.threshold) for reader, r in readers.items()}
         if len(readers) == 2:

@@ -29,9 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.candidates import named, prepared  # noqa: E402
+from bench.candidates import named, prepared_sets  # noqa: E402
 from bench.report import write_results  # noqa: E402
-from bench.trust import SEED, build_sets  # noqa: E402
 from model.gate import Gate  # noqa: E402
 
 RECIPE = ROOT / "training" / "recipes" / "gate-real.json"
@@ -105,6 +104,7 @@ def main() -> int:
     parser.add_argument("--gate", type=named, action="append", default=[],
                         help="NAME=PATH: a gate trained elsewhere, read beside the variants (repeatable)")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--cache", type=Path, default=None, help="an .npz of prepared sets (bench/candidates.py)")
     args = parser.parse_args()
     recipe = json.loads(RECIPE.read_text())
     chosen = variants(recipe, args.generated)
@@ -114,15 +114,10 @@ def main() -> int:
     gates.update(dict(args.gate))
 
     wanted = DIGIT_SETS + NON_DIGIT_SETS
-    batches, totals = {}, {}
-    for name, cases in build_sets(np.random.default_rng(SEED), None, SEED + 1).items():  # the stream's order
-        if name in wanted:
-            if name == "quickdraw_canvas":  # each doodle's place as its "truth": which had ink to be framed
-                cases = ((image, place) for place, (image, _) in enumerate(cases))
-                batches[name], places, totals[name] = prepared(cases)
-                categories = doodle_categories()[places]
-            else:
-                batches[name], _, totals[name] = prepared(cases)
+    sets = prepared_sets(wanted, args.cache)
+    batches = {name: prepared.batch for name, prepared in sets.items()}
+    totals = {name: int(prepared.total) for name, prepared in sets.items()}
+    categories = doodle_categories()[sets["quickdraw_canvas"].kept]  # of the doodles that had ink to be framed
     rows = {}
     for name, path in gates.items():
         gate = Gate(path)

@@ -327,15 +327,17 @@ GATE_SOURCE_COLUMNS = (("unipen_canvas", "UNIPEN held-out digits"), ("unipen_oth
 GATE_SOURCE_NAMES = {"shipped": "shipped gate", "doodles-once": "real, doodles drawn once",
                      "doodles-8": "real, doodles drawn 8 times",
                      "quarter-generated": "real, doodles 8 times, a quarter of the generated"}
+ROUND4_GATES = {"shipped": "shipped gate", "fine-tune": "gate-real.json fine-tune",
+                "blend-0.3": "blended, 0.3 of the shipped gate", "blend-0.5": "blended, 0.5 of the shipped gate"}
 
 
-def _gate_source_rows(names, points) -> list[list[str]]:
-    variants = results("gate_sources")["variants"]
+def _gate_source_rows(names, points, source: str = "gate_sources", labels=GATE_SOURCE_NAMES) -> list[list[str]]:
+    variants = results(source)["variants"]
     rows = []
     for point in points:
         for name in names:
             refused = variants[name][point]["refused"]
-            cells = [GATE_SOURCE_NAMES.get(name, name), point.split(" of")[0].removeprefix("at "),
+            cells = [labels.get(name, name), point.split(" of")[0].removeprefix("at "),
                      f"{variants[name][point]['threshold']:.3f}"] + [pct(refused[key], 1)
                                                                        for key, _ in GATE_SOURCE_COLUMNS]
             rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
@@ -347,6 +349,13 @@ def gate_sources_compare() -> str:
     points = [key for key in results("gate_sources")["variants"]["shipped"] if key.startswith("at ")]
     return table(["gate", "USPS refused", "threshold", *(label for _, label in GATE_SOURCE_COLUMNS)],
                  _gate_source_rows(list(GATE_SOURCE_NAMES), points))
+
+
+def gate_sources_round4() -> str:
+    """The fourth round's gates, and their blends with the shipped one, at the same USPS refusals."""
+    points = ["at 0.75% of USPS refused", "at 1.00% of USPS refused", "at 2.00% of USPS refused"]
+    return table(["gate", "USPS refused", "threshold", *(label for _, label in GATE_SOURCE_COLUMNS)],
+                 _gate_source_rows(list(ROUND4_GATES), points, "gate_sources_round4", ROUND4_GATES))
 
 
 def gate_sources_ablation() -> str:
@@ -400,6 +409,15 @@ def candidates_round3() -> str:
         "deskew + gate shipped": "deskewing reader, shipped gate",
         "shipped + gate quarter-generated": "shipped reader, new gate",
         "half-rate + gate quarter-generated": "reader at half the rate, new gate"})
+
+
+def candidates_round4() -> str:
+    return candidates("candidates_round4", {
+        "shipped + gate shipped": "shipped pair", "blend-0.5 + gate shipped": "blended reader, shipped gate",
+        "fine-tune + gate shipped": "fine-tuned reader, shipped gate",
+        "blend-0.5 + gate none": "blended reader alone", "shipped + gate none": "shipped reader alone",
+        "blend-0.5 + gate blend-0.3": "blended reader, gate blended at 0.3",
+        "blend-0.5 + gate fine-tune": "blended reader, fine-tuned gate"})
 
 
 def finetune() -> str:
@@ -528,6 +546,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "gate-scores": gate_scores, "gate-sources-compare": gate_sources_compare,
     "gate-sources-ablation": gate_sources_ablation,
     "candidates-round3": candidates_round3,
+    "candidates-round4": candidates_round4, "gate-sources-round4": gate_sources_round4,
 }
 
 

@@ -94,6 +94,27 @@ def test_uneven_lighting_is_flattened():
     assert _similarity(result, reference) > 0.8
 
 
+
+def test_a_fat_marker_digit_filling_a_photo_keeps_solid_strokes():
+    # Strokes 15% of the photo's side: a paper estimate narrower than the strokes follows the ink and leaves
+    # only their outlines (photographed USPS digits came out hollow, and the gate refused them).
+    size, box, thickness = 240, (40, 30, 150, 180), 36
+    strokes = _draw_seven(size, box, thickness).astype(np.float32) / 255
+    paper = np.full((size, size), 225, np.float32) + np.random.default_rng(0).normal(0, 4, (size, size))
+    photo = np.clip(paper * (1 - 0.8 * strokes), 0, 255).astype(np.uint8)  # noise: a photo, not a canvas
+    result = preprocess(photo).image
+    assert result is not None
+    assert _similarity(result, preprocess(_draw_seven(size, box, thickness)).image) > 0.97
+
+
+@pytest.mark.parametrize("depth, softness", [(0.3, 0.02), (0.45, 0.02), (0.45, 0.05)])
+def test_the_edge_of_a_shadow_across_blank_paper_is_no_ink(depth, softness):
+    size = 400
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    light = 1 - depth / (1 + np.exp(-(0.8 * xs + 0.6 * ys - 0.5 * size) / (softness * size)))
+    paper = 210 * light + np.random.default_rng(0).normal(0, 3, (size, size))
+    assert preprocess(np.clip(paper, 0, 255).astype(np.uint8)).image is None
+
 def _similarity(a, b):
     """Correlation of the two images, blurred so that a 1-px offset does not count."""
     a, b = (cv2.GaussianBlur(i.astype(np.float32), (5, 5), 1.0).ravel() for i in (a, b))

@@ -146,6 +146,10 @@ class TrainConfig:
                                    form=Form("Epochs", when={"fine_tune": True}, limits=(1, 200)))
     fine_tune_learning_rate: float = option(3e-4, "starting learning rate of a fine-tune (cosine decay)",
                                             group=CORRECTIONS)
+    blend_base: float = option(0.0, "after a fine-tune, move every weight back towards the base model's by this "
+                                    "share (WiSE-FT, Wortsman et al. 2022): what the base read well is kept, what "
+                                    "the fine-tune learnt mostly stays; 0: off (python -m training.blend tries "
+                                    "several shares on one fine-tune)", group=CORRECTIONS)
     replay: int = option(20000, "original training images mixed into a fine-tune, so the model keeps what it knew",
                          group=CORRECTIONS)
     register: bool = option(False, "add the trained model to the registry (python -m services.versions), "
@@ -188,6 +192,9 @@ class TrainConfig:
             problems.append("feedback_holdout must be at least 0 and below 1")
         if self.fine_tune_learning_rate <= 0:
             problems.append("fine_tune_learning_rate must be positive")
+        if not 0 <= self.blend_base < 1 or (self.blend_base and not self.fine_tune):
+            problems.append("blend_base must be a share at least 0 and below 1, and needs fine_tune (it blends the "
+                            "fine-tuned weights with the base model's)")
         if self.limit is not None and self.limit < 10:
             problems.append("limit must be at least 10 images")
         if self.cpu_devices < 1 or self.shuffle_buffer < 1:

@@ -46,6 +46,7 @@ from training.reports import plot_curves
 from training.shards import ShardError, ShardSet
 from training.splits import make_datasets
 from training.teach_gate import gate_config
+from training.weights import blend_with_base
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
              if inputs.feedback else "no corrections", inputs.validation_count, replica_count,
              config.batch_size * replica_count, "" if chief else "; this worker is not the chief and writes nothing")
 
-    base = _base(config, inputs, chief)
+    base = base_of(config, inputs, chief)
     model = _compiled_model(config, strategy, base, inputs.train_count, replica_count)
     history, epoch_seconds, resumed_epoch = _fit(model, config, inputs, strategy, chief, replica_count,
                                                  extra_callbacks)
@@ -321,8 +322,10 @@ def train(config: TrainConfig, extra_callbacks=(), datasets: list[Dataset] | Non
         return ModelCard(epochs_run=len(epoch_seconds), distribution=distribution)
     if config.strategy != "none":
         model = _local_copy(model)
-    card = _evaluate_and_save(model, config, inputs, history, timings,
-                              ModelCard(distribution=distribution, **base.card_fields))
+    if config.blend_base:
+        blend_with_base(model, base.path, config.blend_base)
+    card = evaluate_and_save(model, config, inputs, history, timings,
+                             ModelCard(distribution=distribution, **base.card_fields))
     log.info("Saved %s: %s", config.output, {k: round(m.accuracy, 5) for k, m in card.metrics.items()})
     taught = gate_config(config, base.path) if base.path else None
     if taught is not None:  # users said "not a digit": the gate learns it, and goes beside the new reader
@@ -355,7 +358,7 @@ class Base:
     card_fields: dict = dataclasses.field(default_factory=dict)  # what the new card records of it
 
 
-def _base(config: TrainConfig, inputs: TrainingInputs, chief: bool) -> Base:
+def base_of(config: TrainConfig, inputs: TrainingInputs, chief: bool) -> Base:
     if not (config.fine_tune or config.feedback):
         return Base()
     version, path, card = _base_model(config)
@@ -439,8 +442,8 @@ def _fit(model, config: TrainConfig, inputs: TrainingInputs, strategy, chief: bo
     return backup.full_history or history.history, timer.seconds, backup.resumed_epoch
 
 
-def _evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, history: dict, timings: Timings,
-                       card: ModelCard) -> ModelCard:
+def evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, history: dict, timings: Timings,
+                      card: ModelCard) -> ModelCard:
     """Measure, calibrate and write the model's whole set (model, card, LiteRT export, history, curves, reliability
     diagram) to a staging folder, then publish it at config.output in one step (model.artifacts.publish_set):
     a run that dies before leaves nothing at the output, and a reader never sees new weights with an old card."""

@@ -33,7 +33,9 @@ RENDERS_PER_OTHER = 1  # each training non-digit: there are many, of many kinds
 # (drawn once, the gate's held-out categories refused did not move: 72.4 -> 71.5%, docs/reliability.md)
 RENDERS_PER_DOODLE = 8
 CANVAS_SHARE = 0.7  # of the renders; the rest are ink on paper, photographed
-RENDER_TAG = f"r{RENDERS_PER_DIGIT}x{RENDERS_PER_OTHER}x{RENDERS_PER_DOODLE}-v2"  # names a cache of renders: change it when the renders change
+# Names a cache of renders: change it when the renders change (v3: preprocessing's wider paper-light kernel and
+# higher contrast floor frame photographed renders differently).
+RENDER_TAG = f"r{RENDERS_PER_DIGIT}x{RENDERS_PER_OTHER}x{RENDERS_PER_DOODLE}-v3"
 STROKE_ARRAYS = ("stroke_points", "stroke_point_offsets", "sample_stroke_offsets", "labels", "classes")
 # Letters written like a digit (the UNIPEN README's list; Chars74K has no flags of its own): never "not a digit".
 LOOKALIKE_LETTERS = frozenset("OoDQIliJjZzSsbGTtBgqay")
