@@ -103,3 +103,5 @@ def test_only_a_fine_tune_can_be_blended(fine_tune, tmp_path, capsys):
     assert main(["--fine-tuned", str(folder / "base.keras"), "--share", "0.5", "--output-dir",
                  str(tmp_path / "b")]) == 1
     assert "is not a fine-tune" in capsys.readouterr().err
+    assert main(["--fine-tuned", str(folder / "tuned.keras"), "--share", "1", "--output-dir", str(tmp_path / "b")]) == 1
+    assert "blend_base must be a share" in capsys.readouterr().err and not (tmp_path / "b").exists()

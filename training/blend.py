@@ -21,7 +21,7 @@ from model.artifacts import ModelFileError, companion_path
 from model.card import ModelCard
 from training.config import TrainConfig
 from training.data import DataUnavailableError
-from training.weights import BlendError
+from training.weights import BlendError, blend_with_base
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,18 @@ def blend(fine_tuned: Path, shares: list[float], output_dir: Path, datasets=None
     unless given."""
     from model.loading import load_model
     from training.train import Timings, base_of, evaluate_and_save, training_inputs
-    from training.weights import blend_with_base
 
     card = ModelCard.read(fine_tuned)
     config = TrainConfig.from_json(card.config or {})
     if not config.fine_tune or config.base_model is None:
         raise BlendError(f"{fine_tuned} is not a fine-tune of a named base model (its card says fine_tune "
                          f"{config.fine_tune}, base_model {config.base_model}): there is nothing to blend it with.")
-    outputs = [blend_output(output_dir, share, fine_tuned.name) for share in shares]
-    for output in outputs:
-        if output.exists():
-            raise ModelFileError(f"{output} already exists: name another --output-dir.")
+    # every blend's config checked (a share of 1 or more is refused) before the minutes of loading the data
+    blends = [dataclasses.replace(config, blend_base=share, output=blend_output(output_dir, share, fine_tuned.name))
+              for share in shares]
+    for blended in blends:
+        if Path(blended.output).exists():
+            raise ModelFileError(f"{blended.output} already exists: name another --output-dir.")
     inputs = training_inputs(config, datasets)
     base = base_of(config, inputs, chief=True)
     history = json.loads(companion_path(fine_tuned, "history.json").read_text())
@@ -54,13 +55,12 @@ def blend(fine_tuned: Path, shares: list[float], output_dir: Path, datasets=None
     timings = Timings(card.data_loading_seconds or 0.0, card.training_seconds or 0.0,
                       [card.epoch_seconds_median or 0.0] * epochs)
     cards = []
-    for share, output in zip(shares, outputs):
-        blended = dataclasses.replace(config, blend_base=share, output=output)
+    for blended in blends:
         model = load_model(fine_tuned)
-        blend_with_base(model, config.base_model, share)
+        blend_with_base(model, config.base_model, blended.blend_base)
         cards.append(evaluate_and_save(model, blended, inputs, history, timings,
                                        ModelCard(distribution=card.distribution, **base.card_fields)))
-        log.info("Blend %g: %s", share, {k: round(m.accuracy, 5) for k, m in cards[-1].metrics.items()})
+        log.info("Blend %g: %s", blended.blend_base, {k: round(m.accuracy, 5) for k, m in cards[-1].metrics.items()})
     return cards
 
 
@@ -69,13 +69,13 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fine-tuned", type=Path, required=True, help="a .keras fine-tune (its card names its base)")
     parser.add_argument("--share", type=float, action="append", required=True,
-                        help="the base model's share of every weight, 0 to 1 (repeat for several blends)")
+                        help="the base model's share of every weight, from 0 to below 1 (repeat for several blends)")
     parser.add_argument("--output-dir", type=Path, required=True, help="each blend goes to DIR/blend-SHARE/")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cards = blend(args.fine_tuned, args.share, args.output_dir)
-    except (BlendError, ModelFileError, DataUnavailableError, ValueError) as error:
+    except (ModelFileError, DataUnavailableError, ValueError) as error:  # BlendError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 1
     for share, card in zip(args.share, cards):
