@@ -86,12 +86,12 @@ def prepared_sets(wanted, cache: Path | None) -> dict[str, Prepared]:
                 return {name: Prepared(stored[f"{name}/batch"], stored[f"{name}/truths"],
                                        int(stored[f"{name}/total"]), stored[f"{name}/kept"]) for name in wanted}
         print(f"{cache} was made by other code or holds other sets: drawing them again")
-    sets = trust.build_sets(np.random.default_rng(trust.SEED), None, trust.SEED + 1)
+    sets = trust.build_sets(trust.SEED, None)
     unknown = set(wanted) - set(sets)
     if unknown:
         raise SystemExit(f"unknown sets {sorted(unknown)}; bench/trust.py has {sorted(sets)}")
     made = {}
-    for name, cases in sets.items():  # in trust.py's order: each set draws from the stream as it does there
+    for name, cases in sets.items():  # each set has a stream of its own (trust.stream): any subset draws alike
         if name in wanted:
             started = time.perf_counter()
             made[name] = prepared(cases)

@@ -125,7 +125,7 @@ def main() -> int:
         doodles = {name: read_both(both, ((styles.doodle(name, rng), None)
                                           for _ in range(HELD_OUT if name == args.doodle else PER_DOODLE)))
                    for name in styles.DOODLES}
-        sets = trust.build_sets(np.random.default_rng(trust.SEED), args.usps_limit)
+        sets = trust.build_sets(trust.SEED, args.usps_limit)
         digits = {name: read_both(both, sets[name]) for name in DIGIT_SETS}
         non_digits = {name: read_both(both, sets[name]) for name in NON_DIGIT_SETS}
         thresholds = {"before": before.gate.threshold, "after": after.gate.threshold}

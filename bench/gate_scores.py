@@ -115,8 +115,7 @@ def main() -> int:
 
     started = time.perf_counter()
     gate, reader = Network(gate_path(args.model)), Network(args.model)
-    sets = {name: model_inputs(cases) for name, cases in build_sets(np.random.default_rng(SEED),
-                                                                    args.usps_limit).items()}
+    sets = {name: model_inputs(cases) for name, cases in build_sets(SEED, args.usps_limit).items()}
     fit_x, fit_y = fit_digits(args.fit_per_dataset, np.random.default_rng(0))
     gate_density, reader_density = Density(gate.features(fit_x), fit_y), Density(reader.features(fit_x), fit_y)
 

@@ -194,18 +194,24 @@ def _style(rng: np.random.Generator) -> str:
     return synth.CANVAS_STYLES[int(rng.integers(len(synth.CANVAS_STYLES)))]
 
 
-def pen_sets(rng: np.random.Generator) -> dict:
+def stream(seed: int, name: str) -> np.random.Generator:
+    """A set's own random stream. The sets are drawn lazily, so with one shared stream a set came out differently
+    when a set before it was skipped (bench/candidates.py --sets): now it is the same whichever others are drawn."""
+    return np.random.default_rng([seed, *name.encode()])
+
+
+def pen_sets(seed: int) -> dict:
     """The held-out writers and categories of the sets of real pen strokes (training.sources: never trained on),
     drawn by the one renderer (training.render) on the canvas or on paper; HwD-1000 (one writer, measuring only)
     as its pictures."""
     from training import render
     from training.sources import chars74k, quickdraw, unipen
 
-    def drawn(drawings, indices, labels, where):
+    def drawn(drawings, indices, labels, where, rng):
         for index, label in zip(indices.tolist(), labels):
             yield render.rendered(drawings.strokes(index), rng, where), label
 
-    def others(parts, where):
+    def others(parts, where, rng):
         for drawings, indices in parts:
             for index in indices.tolist():
                 yield render.rendered(drawings.strokes(index), rng, where), None
@@ -217,20 +223,25 @@ def pen_sets(rng: np.random.Generator) -> dict:
     digits, indices, labels = unipen.digits_part(SHARED, held_out=True)
     pen_digits, pen_indices, pen_labels = chars74k.digits_part(SHARED, held_out=True)
     return {
-        "unipen_canvas": drawn(digits, indices, labels.astype(int).tolist(), "canvas"),
-        "unipen_paper": drawn(digits, indices, labels.astype(int).tolist(), "paper"),
-        "chars74k_canvas": drawn(pen_digits, pen_indices, pen_labels.astype(int).tolist(), "canvas"),
-        "unipen_others_canvas": others(unipen.others_part(SHARED, held_out=True), "canvas"),
-        "chars74k_letters_canvas": others([chars74k.letters_part(SHARED, held_out=True)], "canvas"),
-        "quickdraw_canvas": others([quickdraw.strokes_part(SHARED, held_out=True)], "canvas"),
+        "unipen_canvas": drawn(digits, indices, labels.astype(int).tolist(), "canvas", stream(seed, "unipen_canvas")),
+        "unipen_paper": drawn(digits, indices, labels.astype(int).tolist(), "paper", stream(seed, "unipen_paper")),
+        "chars74k_canvas": drawn(pen_digits, pen_indices, pen_labels.astype(int).tolist(), "canvas",
+                                 stream(seed, "chars74k_canvas")),
+        "unipen_others_canvas": others(unipen.others_part(SHARED, held_out=True), "canvas",
+                                       stream(seed, "unipen_others_canvas")),
+        "chars74k_letters_canvas": others([chars74k.letters_part(SHARED, held_out=True)], "canvas",
+                                          stream(seed, "chars74k_letters_canvas")),
+        "quickdraw_canvas": others([quickdraw.strokes_part(SHARED, held_out=True)], "canvas",
+                                   stream(seed, "quickdraw_canvas")),
         "quickdraw_bitmaps": ((image, None) for image in quickdraw.bitmaps_part(SHARED, held_out=True)),
         "hwd1000": hwd1000(),
     }
 
 
-def build_sets(rng: np.random.Generator, usps_limit: int | None, pen_seed: int = SEED + 1) -> dict:
+def build_sets(seed: int, usps_limit: int | None) -> dict:
     """name -> a generator of (image as a user gives it, expected digit or None), made as it is read:
-    photos are up to 1600 px, and all of them at once would not fit in memory."""
+    photos are up to 1600 px, and all of them at once would not fit in memory. Each set draws from its own
+    stream (stream), so any choice of sets draws each one alike."""
     x, y = usps(usps_limit)
     names, inks = omniglot()
     kept = [ink for name, ink in zip(names, inks) if name not in OMNIGLOT_LOOKALIKES]
@@ -244,7 +255,7 @@ def build_sets(rng: np.random.Generator, usps_limit: int | None, pen_seed: int =
         yield from zip(test.x, test.y.astype(int))
 
     def continental():
-        images, labels = styles.continental_set(rng, 2000)
+        images, labels = styles.continental_set(stream(seed, "continental"), 2000)
         yield from zip(images, labels)
 
     def other_writers(name: str):
@@ -265,19 +276,29 @@ def build_sets(rng: np.random.Generator, usps_limit: int | None, pen_seed: int =
         for image, label in zip(digits.images, digits.target):
             yield synth.optdigits_upsampled(image), int(label)
 
+    def photos(images, labels, rng):
+        yield from ((_photo_of(image, rng), label) for image, label in zip(images, labels))
+
+    def redrawn(images, labels, rng):
+        yield from ((synth.redraw(image, rng, _style(rng)), label) for image, label in zip(images, labels))
+
+    def generated_non_digits(rng):
+        yield from ((image, None) for image in styles.generated_non_digit_canvases(rng, 2000))
+
+    labels = [int(label) for label in y]
     return {
-        "usps_photo": ((_photo_of(image, rng), int(label)) for image, label in zip(x, y)),
-        "usps_canvas": ((synth.redraw(image, rng, _style(rng)), int(label)) for image, label in zip(x, y)),
-        "omniglot_canvas": ((synth.redraw(ink, rng, _style(rng)), None) for ink in kept),
-        "omniglot_photo": ((_photo_of(ink, rng), None) for ink in kept),
-        "generated_non_digits": ((image, None) for image in styles.generated_non_digit_canvases(rng, 2000)),
+        "usps_photo": photos(x, labels, stream(seed, "usps_photo")),
+        "usps_canvas": redrawn(x, labels, stream(seed, "usps_canvas")),
+        "omniglot_canvas": redrawn(kept, [None] * len(kept), stream(seed, "omniglot_canvas")),
+        "omniglot_photo": photos(kept, [None] * len(kept), stream(seed, "omniglot_photo")),
+        "generated_non_digits": generated_non_digits(stream(seed, "generated_non_digits")),
         "issue_table": ((image, None) for image in table),
         "continental": continental(),
         "mnist_test": mnist_test(),
         "ardis_heldout": other_writers("ardis"),
         "optdigits_heldout": other_writers("optdigits"),
         "sklearn_digits": sklearn_digits(),
-        **pen_sets(np.random.default_rng(pen_seed)),  # a stream of their own: the sets above draw as they did
+        **pen_sets(seed),
     }
 
 
@@ -362,7 +383,7 @@ def main() -> int:
 
     recognizer = Recognizer(args.model, gate=not args.no_gate)
     started = time.perf_counter()
-    sets = build_sets(np.random.default_rng(args.seed), args.usps_limit, args.seed + 1)
+    sets = build_sets(args.seed, args.usps_limit)
     rows, confidences, correct, missed, likeness = {}, {}, {}, {}, {}
     print(f"{'set':22} {'n':>6} {'right':>8} {'refused':>8} {'empty':>6} {'wrong>=90%':>11} {'ECE':>7}")
     for name, cases in sets.items():
