@@ -16,6 +16,7 @@ the files that draw and preprocess them are unchanged (SET_MAKERS), and made aga
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import sys
 import time
@@ -49,6 +50,17 @@ def named(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def threshold_of(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = -1.0
+    if not name or not 0.0 <= threshold <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with a threshold between 0 and 1, got {text!r}")
+    return name, threshold
+
+
 class Prepared(NamedTuple):
     """A set's model inputs as one batch, their truths (-1: not a digit), how many inputs there were, and the
     place of each one that had ink (those without are left out, and count as refused)."""
@@ -71,13 +83,14 @@ def prepared(cases) -> Prepared:
     return Prepared(_batch(np.stack(inputs)), np.array(truths), total, np.array(kept))
 
 
-def makers_digest() -> str:
-    return hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in SET_MAKERS)).hexdigest()
+def makers_digest(seed: int = trust.SEED) -> str:
+    return hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in SET_MAKERS) + str(seed).encode()).hexdigest()
 
 
-def prepared_sets(wanted, cache: Path | None) -> dict[str, Prepared]:
-    """name -> each wanted set Prepared, from the cache when the same code made it (else drawn, and cached)."""
-    digest = makers_digest()
+def prepared_sets(wanted, cache: Path | None, seed: int = trust.SEED) -> dict[str, Prepared]:
+    """name -> each wanted set Prepared, from the cache when the same code drew it with the same seed (else drawn,
+    and cached)."""
+    digest = makers_digest(seed)
     if cache is not None and cache.exists():
         with np.load(cache) as stored:
             if str(stored["digest"]) == digest and all(f"{name}/{part}" in stored for name in wanted
@@ -86,7 +99,7 @@ def prepared_sets(wanted, cache: Path | None) -> dict[str, Prepared]:
                 return {name: Prepared(stored[f"{name}/batch"], stored[f"{name}/truths"],
                                        int(stored[f"{name}/total"]), stored[f"{name}/kept"]) for name in wanted}
         print(f"{cache} was made by other code or holds other sets: drawing them again")
-    sets = trust.build_sets(trust.SEED, None)
+    sets = trust.build_sets(seed, None)
     unknown = set(wanted) - set(sets)
     if unknown:
         raise SystemExit(f"unknown sets {sorted(unknown)}; bench/trust.py has {sorted(sets)}")
@@ -122,6 +135,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reader", type=named, action="append", required=True, help="NAME=PATH, repeatable")
     parser.add_argument("--gate", type=named, action="append", default=[], help="NAME=PATH, repeatable")
+    parser.add_argument("--gate-threshold", type=threshold_of, action="append", default=[],
+                        help="NAME=VALUE: read the gate NAME at this threshold instead of its card's (to weigh "
+                             "another refusal budget without calibrating again), repeatable")
     parser.add_argument("--sets", default=",".join(DEFAULT_SETS), help="bench/trust.py's set names, comma-separated")
     parser.add_argument("--margins", default=f"0,{AMBIGUOUS_MARGIN}", help="'not sure' margins to try")
     parser.add_argument("--output", type=Path, default=None)
@@ -130,6 +146,10 @@ def main() -> int:
     wanted = args.sets.split(",")
     readers = {name: Recognizer(path, gate=False) for name, path in args.reader}
     gates = {"none": None, **{name: Gate(path) for name, path in args.gate}}
+    for name, threshold in args.gate_threshold:
+        if name not in gates or gates[name] is None:
+            parser.error(f"--gate-threshold {name}={threshold}: there is no --gate named {name!r}")
+        gates[name].calibration = dataclasses.replace(gates[name].calibration, threshold=threshold)
     margins = [float(m) for m in args.margins.split(",")]
     results = {}
     for name, (batch, truths, total, _) in prepared_sets(wanted, args.cache).items():

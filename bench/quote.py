@@ -358,6 +358,28 @@ def gate_sources_round4() -> str:
                  _gate_source_rows(list(ROUND4_GATES), points, "gate_sources_round4", ROUND4_GATES))
 
 
+ROUND5_GATES = {"shipped": "shipped gate", "fine-tune": "gate-real.json fine-tune (5 epochs)",
+                "doodles-16": "the same, doodles drawn 16 times", "fine-tune-10": "the fine-tune, 5 epochs more",
+                "fine-tune-15": "the fine-tune, 10 epochs more"}
+
+
+def gate_sources_round5() -> str:
+    """The fifth round's gates, each figure the mean over three drawings of the sets, with its range: where the
+    shipped gate's own threshold refuses USPS, and at 1% of USPS."""
+    variants = results("gate_sources_round5")["variants"]
+    shipped_point = "at the shipped gate's own USPS refusal"
+    rows = []
+    for point in [shipped_point, "at 1.00% of USPS refused"]:
+        for name, label in ROUND5_GATES.items():
+            at = variants[name][point]
+            share = at.get("usps_share", None)
+            cells = [label, pct(share) if share is not None else point.split(" of")[0].removeprefix("at ")] + [
+                f"{pct(at['refused'][key], 1)} ({at['range'][key][0] * 100:.1f}–{at['range'][key][1] * 100:.1f})"
+                for key, _ in GATE_SOURCE_COLUMNS]
+            rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
+    return table(["gate", "USPS refused", *(label for _, label in GATE_SOURCE_COLUMNS)], rows)
+
+
 def gate_sources_ablation() -> str:
     """Each real source left out in turn, and the share of generated non-digits."""
     variants = results("gate_sources")["variants"]
@@ -418,6 +440,15 @@ def candidates_round4() -> str:
         "blend-0.5 + gate none": "blended reader alone", "shipped + gate none": "shipped reader alone",
         "blend-0.5 + gate blend-0.3": "blended reader, gate blended at 0.3",
         "blend-0.5 + gate fine-tune": "blended reader, fine-tuned gate"})
+
+
+def candidates_round5() -> str:
+    new_gate = "gate fine-tune-15-budget-0.15%"
+    return candidates("candidates_round5", {
+        "shipped + gate shipped": "shipped pair", f"shipped + {new_gate}": "shipped reader, new gate at 0.15%",
+        f"fine-tune + {new_gate}": "fine-tuned reader, new gate at 0.15%",
+        f"blend-0.5 + {new_gate}": "blended reader, new gate at 0.15%",
+        "fine-tune + gate fine-tune-15": "fine-tuned reader, new gate at its card's 0.3%"})
 
 
 def finetune() -> str:
@@ -547,6 +578,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "gate-sources-ablation": gate_sources_ablation,
     "candidates-round3": candidates_round3,
     "candidates-round4": candidates_round4, "gate-sources-round4": gate_sources_round4,
+    "gate-sources-round5": gate_sources_round5, "candidates-round5": candidates_round5,
 }
 
 

@@ -266,3 +266,37 @@ def test_each_benchmark_set_draws_the_same_whichever_sets_are_drawn_before_it():
         assert all(np.array_equal(a, b) for a, b in zip(drawn_alone, drawn_later)), name
     another_seed = first(build_sets(SEED + 1, usps_limit=6), "usps_canvas")
     assert not all(np.array_equal(a, b) for a, b in zip(first(build_sets(SEED, 6), "usps_canvas"), another_seed))
+
+
+def test_gate_figures_over_several_drawings_are_their_mean_with_the_lowest_and_highest():
+    from pathlib import Path
+
+    from bench.gate_sources import draw_cache, summary
+
+    def drawing(doodles_refused: float, threshold: float) -> dict:
+        refused = {"usps_canvas": 0.0075, "quickdraw_canvas": doodles_refused}
+        return {"refused_at_own_threshold": refused,
+                "at 0.75% of USPS refused": {"threshold": threshold, "refused": refused,
+                                             "doodle_categories_refused": {"spoon": doodles_refused / 2}}}
+
+    row = summary([drawing(0.722, 0.2), drawing(0.768, 0.3), drawing(0.749, 0.1)])
+    point = row["at 0.75% of USPS refused"]
+    assert point["refused"] == {"usps_canvas": 0.0075, "quickdraw_canvas": pytest.approx(0.7463, abs=1e-4)}
+    assert point["range"]["quickdraw_canvas"] == [0.722, 0.768]
+    assert point["threshold"] == pytest.approx(0.2)
+    assert point["doodle_categories_refused"]["spoon"] == pytest.approx(0.3732, abs=1e-4)
+    assert "range" not in summary([drawing(0.722, 0.2)])["at 0.75% of USPS refused"]  # one drawing: no spread
+    assert draw_cache(Path("/tmp/sets.npz"), 0) == Path("/tmp/sets.npz")
+    assert draw_cache(Path("/tmp/sets.npz"), 2) == Path("/tmp/sets-draw2.npz")
+    assert draw_cache(None, 2) is None
+
+
+def test_a_gate_threshold_to_weigh_is_a_name_and_a_value_between_0_and_1():
+    import argparse
+
+    from bench.candidates import threshold_of
+
+    assert threshold_of("new-gate=0.1223") == ("new-gate", 0.1223)
+    for bad in ("new-gate", "new-gate=", "new-gate=high", "new-gate=1.5", "=0.2"):
+        with pytest.raises(argparse.ArgumentTypeError, match="NAME=VALUE"):
+            threshold_of(bad)
