@@ -55,8 +55,8 @@ def threshold_of(text: str) -> tuple[str, float]:
     try:
         threshold = float(value)
     except ValueError:
-        threshold = -1.0
-    if not name or not 0.0 <= threshold <= 1.0:
+        threshold = None
+    if not name or threshold is None or not 0.0 <= threshold <= 1.0:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE with a threshold between 0 and 1, got {text!r}")
     return name, threshold
 

@@ -366,14 +366,13 @@ ROUND5_GATES = {"shipped": "shipped gate", "fine-tune": "gate-real.json fine-tun
 def gate_sources_round5() -> str:
     """The fifth round's gates, each figure the mean over three drawings of the sets, with its range: where the
     shipped gate's own threshold refuses USPS, and at 1% of USPS."""
-    variants = results("gate_sources_round5")["variants"]
-    shipped_point = "at the shipped gate's own USPS refusal"
+    bench = results("gate_sources_round5")
+    shipped_point = [key for key in bench["variants"]["shipped"] if key.startswith("at the shipped")][0]
     rows = []
-    for point in [shipped_point, "at 1.00% of USPS refused"]:
+    for point, usps in [(shipped_point, pct(bench["shipped_usps_refused"])), ("at 1.00% of USPS refused", "1.00%")]:
         for name, label in ROUND5_GATES.items():
-            at = variants[name][point]
-            share = at.get("usps_share", None)
-            cells = [label, pct(share) if share is not None else point.split(" of")[0].removeprefix("at ")] + [
+            at = bench["variants"][name][point]
+            cells = [label, usps] + [
                 f"{pct(at['refused'][key], 1)} ({at['range'][key][0] * 100:.1f}–{at['range'][key][1] * 100:.1f})"
                 for key, _ in GATE_SOURCE_COLUMNS]
             rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
