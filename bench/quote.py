@@ -379,6 +379,32 @@ def gate_sources_round5() -> str:
     return table(["gate", "USPS refused", *(label for _, label in GATE_SOURCE_COLUMNS)], rows)
 
 
+ROUND6_GATES = {"shipped": "shipped gate", "pooled-0.3%": "15 epochs in one run, pooled, 0.3% (its card)",
+                "each-0.3%": "the same, each collection alike, 0.3%",
+                "each-0.15%": "the same, each collection alike, 0.15%"}
+
+
+def gate_sources_round6() -> str:
+    """The sixth round's gate at its own threshold by each rule of choosing it on held-out digits, then where
+    the shipped gate's threshold refuses USPS; each figure the mean over three drawings of the sets."""
+    bench = results("gate_sources_round6")
+    shipped_point = [key for key in bench["variants"]["shipped"] if key.startswith("at the shipped")][0]
+    rows = []
+    for name, label in ROUND6_GATES.items():
+        own = bench["variants"][name]["refused_at_own_threshold"]
+        cells = [label, f"{bench['variants'][name]['own_threshold']:.3f}",
+                 pct((own["usps_canvas"] + own["usps_photo"]) / 2)] + [pct(own[key], 1)
+                                                                      for key, _ in GATE_SOURCE_COLUMNS]
+        rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
+    at = bench["variants"]["pooled-0.3%"][shipped_point]
+    rows.append(["the new gate where the shipped one refuses USPS (chosen on USPS)", f"{at['threshold']:.3f}",
+                 pct(bench["shipped_usps_refused"])] + [
+        f"{pct(at['refused'][key], 1)} ({at['range'][key][0] * 100:.1f}–{at['range'][key][1] * 100:.1f})"
+        for key, _ in GATE_SOURCE_COLUMNS])
+    return table(["gate, threshold rule", "threshold", "USPS refused",
+                  *(label for _, label in GATE_SOURCE_COLUMNS)], rows)
+
+
 def gate_sources_ablation() -> str:
     """Each real source left out in turn, and the share of generated non-digits."""
     variants = results("gate_sources")["variants"]
@@ -448,6 +474,13 @@ def candidates_round5() -> str:
         f"fine-tune + {new_gate}": "fine-tuned reader, new gate at 0.15%",
         f"blend-0.5 + {new_gate}": "blended reader, new gate at 0.15%",
         "fine-tune + gate fine-tune-15": "fine-tuned reader, new gate at its card's 0.3%"})
+
+
+def candidates_round6() -> str:
+    return candidates("candidates_round6", {
+        "shipped + gate shipped": "shipped pair", "shipped + gate each-0.15%": "shipped reader, new gate at 0.15%",
+        "fine-tune + gate shipped": "fine-tuned reader, shipped gate",
+        "fine-tune + gate each-0.15%": "fine-tuned reader, new gate at 0.15%"})
 
 
 def finetune() -> str:
@@ -578,6 +611,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "candidates-round3": candidates_round3,
     "candidates-round4": candidates_round4, "gate-sources-round4": gate_sources_round4,
     "gate-sources-round5": gate_sources_round5, "candidates-round5": candidates_round5,
+    "gate-sources-round6": gate_sources_round6, "candidates-round6": candidates_round6,
 }
 
 

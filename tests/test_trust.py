@@ -138,6 +138,48 @@ def test_a_threshold_on_validation_and_writers_pools_the_other_real_writers_not_
         calibrate.held_out_sets(*validation, seed=3, threshold_on="validation+writers", writers={})
 
 
+def test_a_threshold_on_each_collection_bounds_the_mean_share_refused_so_a_small_collection_counts(monkeypatch):
+    """Issue 32: pooled, MNIST's 5,000 validation digits set a gate's threshold, and writers from elsewhere were
+    refused five times as often; with each collection weighing alike, a collection the gate finds hard moves it."""
+    from training import calibrate
+
+    monkeypatch.setattr(calibrate, "HELD_OUT", 20)
+    from training.glyphs import generated_digits
+
+    validation = generated_digits(20, np.random.default_rng(2))
+    unipen, ardis = (generated_digits(n, np.random.default_rng(n)) for n in (12, 7))
+    writers = {"test_unipen": unipen, "test_ardis": ardis}
+    sets = calibrate.held_out_sets(*validation, seed=3, threshold_on="each-collection", writers=writers)
+    assert calibrate.WRITERS not in sets and np.array_equal(sets[calibrate.COLLECTION + "test_ardis"][0], ardis[0])
+
+    # 1,000 validation digits all sure; a collection of 100 with 4 it finds doubtful; a budget of 1%
+    def predict(x):  # each "image" holds its top probability; the other nine share the rest
+        return np.c_[x[:, 0], np.tile((1 - x[:, :1]) / 9, 9)]
+
+    mnist = (np.full((1000, 1), 0.99), np.zeros(1000, int))
+    hard = (np.r_[np.full(4, 0.3), np.full(96, 0.98)][:, None], np.zeros(100, int))
+    pooled = calibrate.calibrate(predict, {"mnist": mnist, calibrate.WRITERS: hard}, budget=0.01)
+    alike = calibrate.calibrate(predict, {"mnist": mnist, calibrate.COLLECTION + "hard": hard}, budget=0.01)
+    assert pooled["refused"][calibrate.WRITERS] == 0.04  # 4 of the pool's 1,100 are under its 1%
+    assert alike["refused"][calibrate.COLLECTION + "hard"] == 0.0  # 4% and 0% would be 2% on average
+    assert alike["threshold"] < pooled["threshold"]
+    assert set(alike["threshold_on"]) == {"mnist", calibrate.COLLECTION + "hard"}
+
+
+def test_a_weighted_threshold_is_the_plain_one_when_every_digit_weighs_alike():
+    from training.calibrate import choose_threshold
+
+    top = np.random.default_rng(0).uniform(0, 1, 997)
+    for budget in (0.0, 0.0015, 0.003, 0.05, 0.5):
+        assert choose_threshold(top, budget, np.full(len(top), 1 / len(top))) == choose_threshold(top, budget)
+    # two collections weighing alike: 1% of the first (10 of 1,000) is 0.5% of the two
+    top = np.r_[np.full(10, 0.1), np.full(990, 0.9), np.full(10, 0.95)]
+    weights = np.r_[np.full(1000, 0.5 / 1000), np.full(10, 0.5 / 10)]
+    assert choose_threshold(top, 0.005, weights) == 0.9  # the ten may be refused
+    assert choose_threshold(top, 0.004, weights) == 0.1  # they may not
+    assert choose_threshold(top, 0.005) == 0.1  # pooled, 10 of 1,010 is more than 0.5%
+
+
 # --------------------------------------------------------------------------- generated data
 
 

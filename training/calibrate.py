@@ -24,7 +24,7 @@ import numpy as np
 
 from model.confidence import (CALIBRATION_BINS, DIGIT, calibrated, confidence_bins, expected_calibration_error,
                               verdict)
-from training.config import THRESHOLD_ON, WRITERS_POOLED, TrainConfig
+from training.config import EACH_COLLECTION, THRESHOLD_ON, WITH_WRITERS, WRITERS_POOLED, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ REFUSAL_BUDGET = 0.0015
 HELD_OUT = 2000  # generated digits and non-digits each, from a seed training never uses
 POOLED = "threshold_generated"  # the held-out set of those generated digits
 WRITERS = "threshold_writers"  # the held-out digits of other writers, with "validation+writers"
+COLLECTION = WRITERS + ":"  # with "each-collection", one set per collection: threshold_writers:test_unipen...
 TEMPERATURES = np.exp(np.linspace(np.log(0.3), np.log(5.0), 200))
 
 
@@ -46,10 +47,16 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(min(TEMPERATURES, key=nll))
 
 
-def choose_threshold(top: np.ndarray, budget: float = REFUSAL_BUDGET) -> float:
-    """The highest threshold on the top probability that refuses at most `budget` of these digits."""
-    allowed = int(np.floor(budget * len(top)))
-    return float(np.sort(top)[allowed]) if len(top) else 0.5
+def choose_threshold(top: np.ndarray, budget: float = REFUSAL_BUDGET, weights: np.ndarray | None = None) -> float:
+    """The highest threshold on the top probability that refuses at most `budget` of these digits, each
+    counting by its weight when `weights` (summing to 1) are given."""
+    if not len(top):
+        return 0.5
+    if weights is None:
+        return float(np.sort(top)[int(np.floor(budget * len(top)))])
+    order = np.argsort(top, kind="stable")
+    refused_below = np.concatenate([[0.0], np.cumsum(weights[order])[:-1]])  # weight under each candidate
+    return float(top[order][np.flatnonzero(refused_below <= budget + 1e-12)[-1]])
 
 
 def reliability_diagram(confidences: np.ndarray, correct: np.ndarray, path: Path, title: str) -> None:
@@ -80,7 +87,8 @@ def held_out_sets(validation_x: np.ndarray, validation_y: np.ndarray, seed: int,
                   threshold_on: str = "validation", writers: dict | None = None) -> dict:
     """The validation digits, and generated digits and non-digits the training never drew; with
     "validation+generated", also the generated digits the threshold is chosen on (THRESHOLD_ON); with
-    "validation+writers", the held-out digits of other writers (`writers`: test split name -> (x, y)) instead."""
+    "validation+writers", the held-out digits of other writers (`writers`: test split name -> (x, y)) instead, in
+    one pool; with "each-collection", the same, one set per collection (COLLECTION + its name)."""
     from training.glyphs import generated_digits, generated_non_digits
 
     rng = np.random.default_rng(seed + 7_777)
@@ -90,12 +98,14 @@ def held_out_sets(validation_x: np.ndarray, validation_y: np.ndarray, seed: int,
     if THRESHOLD_ON[threshold_on]:  # drawn after the others, which stay what they were
         more, more_labels = generated_digits(THRESHOLD_ON[threshold_on], rng)
         sets[POOLED] = (more, more_labels.astype(int))
+    if threshold_on in WITH_WRITERS and not writers:
+        raise ValueError(f"--refusal-held-out {threshold_on} needs a set of real digits besides MNIST "
+                         "(--data unipen, ardis, optdigits or chars74k): there are no other writers to pool")
     if threshold_on == WRITERS_POOLED:
-        if not writers:
-            raise ValueError("--refusal-held-out validation+writers needs a set of real digits besides MNIST "
-                             "(--data unipen, ardis, optdigits or chars74k): there are no other writers to pool")
         sets[WRITERS] = (np.concatenate([x for x, _ in writers.values()]),
                         np.concatenate([y for _, y in writers.values()]).astype(int))
+    if threshold_on == EACH_COLLECTION:
+        sets.update({COLLECTION + name: (x, y.astype(int)) for name, (x, y) in writers.items()})
     return sets
 
 
@@ -107,16 +117,20 @@ def other_writers(tests: dict) -> dict:
 
 def calibrate(predict, sets: dict, budget: float = REFUSAL_BUDGET, diagram: Path | None = None) -> dict:
     """Fit the temperature (on the validation and generated digits) and the threshold (refusing at most `budget`
-    of the validation digits, and of the POOLED or WRITERS ones when the sets have them); `predict` maps
-    (N, 28, 28) uint8 to (N, 10) probabilities."""
+    of the validation digits, and of the POOLED or WRITERS ones when the sets have them; with one set per
+    COLLECTION, at most `budget` of them on average, each collection and the validation digits weighing alike);
+    `predict` maps (N, 28, 28) uint8 to (N, 10) probabilities."""
     raw = {name: predict(x) for name, (x, _) in sets.items()}
-    threshold_sets = ["mnist"] + [name for name in (POOLED, WRITERS) if name in sets]
-    digit_sets = [name for name, (_, y) in sets.items() if y is not None and name not in (POOLED, WRITERS)]
+    collections = [name for name in sets if name.startswith(COLLECTION)]
+    threshold_sets = ["mnist"] + [name for name in (POOLED, WRITERS) if name in sets] + collections
+    digit_sets = [name for name, (_, y) in sets.items() if y is not None and name not in threshold_sets[1:]]
     probabilities = np.concatenate([raw[n] for n in digit_sets])
     labels = np.concatenate([sets[n][1] for n in digit_sets])
     temperature = fit_temperature(probabilities, labels)
     scaled = {name: calibrated(p, temperature) for name, p in raw.items()}
-    threshold = choose_threshold(np.concatenate([scaled[n].max(axis=1) for n in threshold_sets]), budget)
+    weights = (np.concatenate([np.full(len(sets[n][0]), 1 / (len(sets[n][0]) * len(threshold_sets)))
+                               for n in threshold_sets]) if collections else None)
+    threshold = choose_threshold(np.concatenate([scaled[n].max(axis=1) for n in threshold_sets]), budget, weights)
     before = calibrated(probabilities, 1.0)
     after = np.concatenate([scaled[n] for n in digit_sets])
     result = {
