@@ -112,25 +112,25 @@ def draw_cache(cache: Path | None, draw: int) -> Path | None:
     return cache if cache is None or draw == 0 else cache.with_name(f"{cache.stem}-draw{draw}{cache.suffix}")
 
 
-def usps_refused(gate: Gate, prepared: dict, threshold: float) -> float:
-    """The share of USPS (both renderings, inputs with ink) the gate refuses at this threshold."""
-    return float((np.concatenate([gate.likeness(prepared[name].batch) for name in ("usps_canvas", "usps_photo")])
-                  < threshold).mean())
+def usps_refused(likeness: dict[str, np.ndarray], threshold: float) -> float:
+    """The share of USPS (both renderings, inputs with ink) a gate refuses at this threshold."""
+    return float((np.concatenate([likeness["usps_canvas"], likeness["usps_photo"]]) < threshold).mean())
 
 
-def measured(gate: Gate, prepared: dict, categories: np.ndarray, shipped_share: float) -> dict:
-    """One gate on one drawing of the sets: what it refuses at its own threshold, at each USPS share, and at the
-    share the shipped gate refuses at its own threshold (SHIPPED_POINT: where issue 32's rule compares gates)."""
-    likeness = {name: gate.likeness(sets.batch) for name, sets in prepared.items()}
+def measured(likeness: dict[str, np.ndarray], threshold: float, prepared: dict, categories: np.ndarray,
+             shipped_share: float) -> dict:
+    """One gate (its likeness on each set, its own threshold) on one drawing of the sets: what it refuses at its
+    own threshold, at each USPS share, and at the share the shipped gate refuses at its own threshold
+    (SHIPPED_POINT: where issue 32's rule compares gates)."""
     totals = {name: int(sets.total) for name, sets in prepared.items()}
     usps = np.concatenate([likeness["usps_canvas"], likeness["usps_photo"]])
-    row = {"refused_at_own_threshold": refused_at(likeness, gate.threshold, totals)}
+    row = {"refused_at_own_threshold": refused_at(likeness, threshold, totals)}
     points = [(f"at {share:.2%} of USPS refused", share) for share in USPS_REFUSED] + [(SHIPPED_POINT, shipped_share)]
     for point, share in points:
-        threshold = float(np.quantile(usps, share))
+        at = float(np.quantile(usps, share))
         row[point] = {
-            "threshold": threshold, "refused": refused_at(likeness, threshold, totals),
-            "doodle_categories_refused": refused_by_category(likeness["quickdraw_canvas"], threshold, categories)}
+            "threshold": at, "refused": refused_at(likeness, at, totals),
+            "doodle_categories_refused": refused_by_category(likeness["quickdraw_canvas"], at, categories)}
     return row
 
 
@@ -172,14 +172,20 @@ def main() -> int:
 
     wanted = DIGIT_SETS + NON_DIGIT_SETS
     gates = {name: Gate(path) for name, path in paths.items()}
-    shipped = Gate(args.base)
+    # the shipped gate is usually one of those read: loaded and run once
+    shipped_name = next((name for name, path in paths.items() if Path(path).resolve() == args.base.resolve()), None)
+    shipped = gates[shipped_name] if shipped_name else Gate(args.base)
     per_gate, shipped_shares = {name: [] for name in gates}, []
     for draw in range(args.draws):
         prepared = prepared_sets(wanted, draw_cache(args.cache, draw), trust.SEED + draw)
         categories = doodle_categories()[prepared["quickdraw_canvas"].kept]  # the doodles that had ink to be framed
-        shipped_shares.append(usps_refused(shipped, prepared, shipped.threshold))
+        likeness = {name: {set_name: gate.likeness(sets.batch) for set_name, sets in prepared.items()}
+                    for name, gate in gates.items()}
+        shipped_likeness = likeness[shipped_name] if shipped_name else {
+            name: shipped.likeness(prepared[name].batch) for name in ("usps_canvas", "usps_photo")}
+        shipped_shares.append(usps_refused(shipped_likeness, shipped.threshold))
         for name, gate in gates.items():
-            per_gate[name].append(measured(gate, prepared, categories, shipped_shares[-1]))
+            per_gate[name].append(measured(likeness[name], gate.threshold, prepared, categories, shipped_shares[-1]))
     rows = {}
     for name, gate in gates.items():
         rows[name] = {"options": chosen.get(name, str(gate.path)), "own_threshold": round(gate.threshold, 4),

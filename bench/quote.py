@@ -331,6 +331,20 @@ ROUND4_GATES = {"shipped": "shipped gate", "fine-tune": "gate-real.json fine-tun
                 "blend-0.3": "blended, 0.3 of the shipped gate", "blend-0.5": "blended, 0.5 of the shipped gate"}
 
 
+def _shipped_point(bench: dict) -> str:
+    """The key of bench/gate_sources.py's SHIPPED_POINT in its results (derived: quote imports no model code)."""
+    return next(key for key in bench["variants"]["shipped"] if key.startswith("at the shipped"))
+
+
+def _refused_with_range(at: dict) -> list[str]:
+    return [f"{pct(at['refused'][key], 1)} ({at['range'][key][0] * 100:.1f}–{at['range'][key][1] * 100:.1f})"
+            for key, _ in GATE_SOURCE_COLUMNS]
+
+
+def _bold_if_shipped(name: str, cells: list[str]) -> list[str]:
+    return [f"**{c}**" for c in cells] if name == "shipped" else cells
+
+
 def _gate_source_rows(names, points, source: str = "gate_sources", labels=GATE_SOURCE_NAMES) -> list[list[str]]:
     variants = results(source)["variants"]
     rows = []
@@ -340,7 +354,7 @@ def _gate_source_rows(names, points, source: str = "gate_sources", labels=GATE_S
             cells = [labels.get(name, name), point.split(" of")[0].removeprefix("at "),
                      f"{variants[name][point]['threshold']:.3f}"] + [pct(refused[key], 1)
                                                                        for key, _ in GATE_SOURCE_COLUMNS]
-            rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
+            rows.append(_bold_if_shipped(name, cells))
     return rows
 
 
@@ -367,15 +381,10 @@ def gate_sources_round5() -> str:
     """The fifth round's gates, each figure the mean over three drawings of the sets, with its range: where the
     shipped gate's own threshold refuses USPS, and at 1% of USPS."""
     bench = results("gate_sources_round5")
-    shipped_point = [key for key in bench["variants"]["shipped"] if key.startswith("at the shipped")][0]
     rows = []
-    for point, usps in [(shipped_point, pct(bench["shipped_usps_refused"])), ("at 1.00% of USPS refused", "1.00%")]:
+    for point, usps in [(_shipped_point(bench), pct(bench["shipped_usps_refused"])), ("at 1.00% of USPS refused", "1.00%")]:
         for name, label in ROUND5_GATES.items():
-            at = bench["variants"][name][point]
-            cells = [label, usps] + [
-                f"{pct(at['refused'][key], 1)} ({at['range'][key][0] * 100:.1f}–{at['range'][key][1] * 100:.1f})"
-                for key, _ in GATE_SOURCE_COLUMNS]
-            rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
+            rows.append(_bold_if_shipped(name, [label, usps] + _refused_with_range(bench["variants"][name][point])))
     return table(["gate", "USPS refused", *(label for _, label in GATE_SOURCE_COLUMNS)], rows)
 
 
@@ -388,19 +397,16 @@ def gate_sources_round6() -> str:
     """The sixth round's gate at its own threshold by each rule of choosing it on held-out digits, then where
     the shipped gate's threshold refuses USPS; each figure the mean over three drawings of the sets."""
     bench = results("gate_sources_round6")
-    shipped_point = [key for key in bench["variants"]["shipped"] if key.startswith("at the shipped")][0]
     rows = []
     for name, label in ROUND6_GATES.items():
         own = bench["variants"][name]["refused_at_own_threshold"]
         cells = [label, f"{bench['variants'][name]['own_threshold']:.3f}",
                  pct((own["usps_canvas"] + own["usps_photo"]) / 2)] + [pct(own[key], 1)
                                                                       for key, _ in GATE_SOURCE_COLUMNS]
-        rows.append([f"**{c}**" for c in cells] if name == "shipped" else cells)
-    at = bench["variants"]["pooled-0.3%"][shipped_point]
+        rows.append(_bold_if_shipped(name, cells))
+    at = bench["variants"]["pooled-0.3%"][_shipped_point(bench)]
     rows.append(["the new gate where the shipped one refuses USPS (chosen on USPS)", f"{at['threshold']:.3f}",
-                 pct(bench["shipped_usps_refused"])] + [
-        f"{pct(at['refused'][key], 1)} ({at['range'][key][0] * 100:.1f}–{at['range'][key][1] * 100:.1f})"
-        for key, _ in GATE_SOURCE_COLUMNS])
+                 pct(bench["shipped_usps_refused"])] + _refused_with_range(at))
     return table(["gate, threshold rule", "threshold", "USPS refused",
                   *(label for _, label in GATE_SOURCE_COLUMNS)], rows)
 
