@@ -525,6 +525,12 @@ def candidates_round7_reader() -> str:
         "r5m + gate none": "fine-tuned reader alone"})
 
 
+def candidates_round7_reader_blend() -> str:
+    return candidates("candidates_round7_reader_blend", {
+        "shipped + gate blend-0.3": "shipped pair now", "r5m + gate blend-0.3": "fine-tuned reader, gate now",
+        "r5m-blend-0.3 + gate blend-0.3": "the fine-tuned reader blended with 0.3 of the one before"})
+
+
 def finetune() -> str:
     bench = results("feedback_finetune")
     digit, before = str(bench["style_digit"]), bench["calculator_digits_before"]
@@ -656,6 +662,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "gate-sources-round6": gate_sources_round6, "candidates-round6": candidates_round6,
     "gate-sources-round7": gate_sources_round7, "candidates-round7": candidates_round7,
     "candidates-round7-reader": candidates_round7_reader,
+    "candidates-round7-reader-blend": candidates_round7_reader_blend,
 }
 
 
