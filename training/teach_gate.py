@@ -61,9 +61,7 @@ def gate_config(reader: TrainConfig, base_reader: Path) -> TrainConfig | None:
     shared = {name: value for name, value in reader.to_json().items() if name in SHARED_OPTIONS}
     rate = json.loads(GATE_RECIPE.read_text())["fine_tune_learning_rate"]
     # missing_data skip: a machine without every dataset of the recipe replays those it has (the card says which)
-    # blend_base 0: the recipe's blend made the shipped gate from its base; blending the taught gate back
-    # towards the untaught one would take back a share of what the users taught
     return TrainConfig.from_json({**recipe, **shared, "fine_tune": True, "feedback": True, "missing_data": "skip",
-                                  "fine_tune_learning_rate": rate, "blend_base": 0.0,
+                                  "fine_tune_learning_rate": rate,
                                   "base_model": str(base_gate), "output": str(gate_path(Path(reader.output))),
                                   "progress_file": None, "register": False, "backup_dir": None, "shards": None})
