@@ -2,13 +2,10 @@
 
 The doodle: a heart drawn on the canvas (bench/styles.DOODLES, its own pen, not the training generator's),
 which the shipped gate admits as a digit half the time. The benchmark stores 50 of them as a user would
-(Wrong → "not a digit": label NOT_A_DIGIT, with what the model read), runs the real command
-
-    python -m training --config training/recipes/gate.json --fine-tune --feedback --base-model GATE ...
-
-(the gate's own recipe, so the fine-tune replays its training data: digits of every writer and the generated
-non-digits), puts the new gate beside the same reader, and measures before and after, in the same run, with
-the same renderings:
+(Wrong → "not a digit": label NOT_A_DIGIT, with what the model read), runs the gate's fine-tune that a user's
+"Fine-tune" starts (training.teach_gate.gate_config: the recipe in the gate's card, so it replays the gate's
+training data, digits of every writer and the non-digits, at the teaching rate) as a command, puts the new
+gate beside the same reader, and measures before and after, in the same run, with the same renderings:
 
 - held-out hearts (other random draws, never stored): refused;
 - the other doodles of bench/styles.DOODLES, the Omniglot drawings (both ways) and the generated non-digits
@@ -19,7 +16,8 @@ the same renderings:
 Bars (exit 1 when one is missed): ≥ 90 % of the held-out hearts refused after; USPS and MNIST refusals at
 most 0.1 points above before. Usage:
 
-    .venv/bin/python bench/gate_feedback.py [--doodle heart] [--corrections 50] [--usps-limit N] [--output F]
+    .venv/bin/python bench/gate_feedback.py [--doodle heart] [--corrections 50] [--data-dir ../shared/data]
+        [--usps-limit N] [--output F]
 
 Writes bench/results/gate_feedback.json (another doodle: gate_feedback_DOODLE.json).
 """
@@ -42,13 +40,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import styles, trust  # noqa: E402
 from bench.report import RESULTS, write_results  # noqa: E402
-from model.artifacts import SHIPPED_MODEL  # noqa: E402
+from model.artifacts import SHIPPED_MODEL, atomic_write_json  # noqa: E402
 from model.constants import NOT_A_DIGIT  # noqa: E402
 from model.gate import gate_path  # noqa: E402
 from model.inference import Recognizer  # noqa: E402
 from services.corrections import CorrectionStore  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.teach_gate import gate_config  # noqa: E402
 
-RECIPE = ROOT / "training" / "recipes" / "gate.json"
 HELD_OUT = 500  # fresh drawings of the taught doodle
 PER_DOODLE = 200  # of every other doodle
 DIGIT_SETS = ("usps_photo", "usps_canvas", "mnist_test", "ardis_heldout")
@@ -67,17 +66,21 @@ def fill_store(path: Path, recognizer: Recognizer, doodle: str, count: int) -> N
         store.add(NOT_A_DIGIT, reading.model_input, image, reading.closest, reading.confidence, "shipped", "canvas")
 
 
-def fine_tune_gate(store: Path, reader: Path, work: Path) -> tuple[Path, float]:
-    """The real command, writing the new gate beside a copy of the reader; returns that reader's path."""
+def fine_tune_gate(store: Path, reader: Path, work: Path, data_dir: Path | None) -> tuple[Path, float]:
+    """The gate's fine-tune a user's "Fine-tune" starts (training.teach_gate: the gate card's own recipe, at the
+    teaching rate), run as a command, writing the new gate beside a copy of the reader; returns that reader's
+    path and the fine-tune's wall time."""
     output = work / "digits.keras"
     work.mkdir(parents=True)
     for companion in reader.parent.glob(f"{reader.stem}.*"):  # the reader's own set, not its gate
         if not companion.name.startswith(gate_path(reader).stem):
             shutil.copy2(companion, work / companion.name.replace(reader.stem, output.stem, 1))
+    users_fine_tune = TrainConfig(fine_tune=True, feedback=True, corrections=store, base_model=reader,
+                                  output=output, data_dir=data_dir)
+    config_file = work / "gate-config.json"
+    atomic_write_json(config_file, gate_config(users_fine_tune, reader).to_json())
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "training", "--config", str(RECIPE), "--fine-tune", "--feedback",
-                    "--corrections", str(store), "--base-model", str(gate_path(reader)),
-                    "--output", str(gate_path(output))],
+    subprocess.run([sys.executable, "-m", "training", "--config", str(config_file)],
                    cwd=ROOT, check=True, env={**os.environ, "CI": "1"}, stdout=subprocess.DEVNULL)
     return output, time.perf_counter() - started
 
@@ -106,6 +109,8 @@ def main() -> int:
     parser.add_argument("--doodle", default="heart", choices=sorted(styles.DOODLES))
     parser.add_argument("--corrections", type=int, default=50)
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="the reader whose gate is taught")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the folder of the gate recipe's datasets (default: the app's data folder)")
     parser.add_argument("--usps-limit", type=int, default=None, help="read only the first N USPS digits")
     parser.add_argument("--output", type=Path, default=None,
                         help="default: bench/results/gate_feedback.json for the heart, gate_feedback_DOODLE.json else")
@@ -118,7 +123,8 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory() as work:
         fill_store(Path(work) / "corrections.sqlite3", before, args.doodle, args.corrections)
-        tuned, seconds = fine_tune_gate(Path(work) / "corrections.sqlite3", args.model, Path(work) / "tuned")
+        tuned, seconds = fine_tune_gate(Path(work) / "corrections.sqlite3", args.model, Path(work) / "tuned",
+                                        args.data_dir)
         after = Recognizer(tuned)
         both = {"before": before, "after": after}
         rng = np.random.default_rng(MEASURE_SEED)

@@ -1,7 +1,9 @@
 """What teaches the gate "not a digit": each real source left out in turn, and the share of real to generated.
 
 Issue 32, item 4. Every variant is the same short fine-tune of the shipped gate (training/recipes/gate-real.json
-at --limit images, --fine-tune-epochs epochs, one seed), differing only in its "not a digit" examples:
+at --limit images, --fine-tune-epochs epochs, one seed; since the seventh round the recipe also shows MNIST twice
+and blends 0.3 of the base back, so results before it came from the recipe without), differing only in its
+"not a digit" examples:
   - generated: the generated non-digits alone (the real digits are kept, as in every variant);
   - all real: UNIPEN letters and symbols, Chars74K letters and Quick, Draw! doodles beside the generated ones;
   - all real but one source, for each of the three;

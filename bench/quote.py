@@ -411,6 +411,29 @@ def gate_sources_round6() -> str:
                   *(label for _, label in GATE_SOURCE_COLUMNS)], rows)
 
 
+ROUND7_GATES = {"shipped": "gate shipped before", "each-0.3%": "MNIST twice, 15 epochs, each collection 0.3% (its card)",
+                "each-0.15%": "the same at 0.15%", "blend-0.3": "the same blended with 0.3 of the gate before (shipped)"}
+
+
+def gate_sources_round7() -> str:
+    """The seventh round's gates (MNIST seen twice an epoch) at their own thresholds, then where the gate shipped
+    before refuses USPS; each figure the mean over three drawings of the sets."""
+    bench = results("gate_sources_round7")
+    rows = []
+    for name, label in ROUND7_GATES.items():
+        own = bench["variants"][name]["refused_at_own_threshold"]
+        cells = [label, f"{bench['variants'][name]['own_threshold']:.3f}",
+                 pct((own["usps_canvas"] + own["usps_photo"]) / 2), pct(own["usps_canvas"]), pct(own["usps_photo"])]
+        rows.append([f"**{c}**" for c in cells + [pct(own[key], 1) for key, _ in GATE_SOURCE_COLUMNS]]
+                    if name == "blend-0.3" else cells + [pct(own[key], 1) for key, _ in GATE_SOURCE_COLUMNS])
+    for name in ("each-0.15%", "blend-0.3"):
+        at = bench["variants"][name][_shipped_point(bench)]
+        rows.append([f"{ROUND7_GATES[name]}, where the gate before refuses USPS (chosen on USPS)",
+                     f"{at['threshold']:.3f}", pct(bench["shipped_usps_refused"]), "", ""] + _refused_with_range(at))
+    return table(["gate, threshold", "threshold", "USPS refused", "of the canvas", "of the scans",
+                  *(label for _, label in GATE_SOURCE_COLUMNS)], rows)
+
+
 def gate_sources_ablation() -> str:
     """Each real source left out in turn, and the share of generated non-digits."""
     variants = results("gate_sources")["variants"]
@@ -487,6 +510,25 @@ def candidates_round6() -> str:
         "shipped + gate shipped": "shipped pair", "shipped + gate each-0.15%": "shipped reader, new gate at 0.15%",
         "fine-tune + gate shipped": "fine-tuned reader, shipped gate",
         "fine-tune + gate each-0.15%": "fine-tuned reader, new gate at 0.15%"})
+
+
+def candidates_round7() -> str:
+    return candidates("candidates_round7", {
+        "shipped + gate shipped": "pair before", "shipped + gate each-0.15%": "shipped reader, new gate unblended",
+        "shipped + gate blend-0.3": "**shipped pair now** (the blended gate)"})
+
+
+def candidates_round7_reader() -> str:
+    return candidates("candidates_round7_reader", {
+        "shipped + gate blend-0.3": "shipped pair now", "r5m + gate blend-0.3": "reader fine-tuned (MNIST twice), new gate",
+        "r5m + gate shipped": "the same reader, gate before", "shipped + gate none": "shipped reader alone",
+        "r5m + gate none": "fine-tuned reader alone"})
+
+
+def candidates_round7_reader_blend() -> str:
+    return candidates("candidates_round7_reader_blend", {
+        "shipped + gate blend-0.3": "shipped pair now", "r5m + gate blend-0.3": "fine-tuned reader, gate now",
+        "r5m-blend-0.3 + gate blend-0.3": "the fine-tuned reader blended with 0.3 of the one before"})
 
 
 def finetune() -> str:
@@ -618,6 +660,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "candidates-round4": candidates_round4, "gate-sources-round4": gate_sources_round4,
     "gate-sources-round5": gate_sources_round5, "candidates-round5": candidates_round5,
     "gate-sources-round6": gate_sources_round6, "candidates-round6": candidates_round6,
+    "gate-sources-round7": gate_sources_round7, "candidates-round7": candidates_round7,
+    "candidates-round7-reader": candidates_round7_reader,
+    "candidates-round7-reader-blend": candidates_round7_reader_blend,
 }
 
 

@@ -198,5 +198,7 @@ def test_a_fine_tune_with_not_a_digit_corrections_teaches_the_gate_beside_the_re
     assert card.corrections_used == 10  # the reader learns the digits only...
     assert gate_card.corrections_used == CORRECTIONS + 10 and gate_card.config["non_digits"] > 0  # ...its gate both
     assert taught.gate.card.version == gate_card.version != recognizer.gate.card.version
+    assert ModelCard.read(gate_path(SHIPPED_MODEL)).config["blend_base"] > 0  # the recipe's blend is not replayed
+    assert gate_card.config["blend_base"] == 0
     assert refused(recognizer, held_out_hearts) <= 0.5 and refused(taught, held_out_hearts) >= 0.8
     assert refused(taught, list(x)) <= 0.02  # at most 1 of the 50 digits

@@ -278,6 +278,19 @@ def test_rendered_and_non_digit_sets_never_reach_the_validation_split_and_only_d
     assert len(train) == 80 + 40 + 30 and set(tests) == {"mnist", "unipen"}
 
 
+def test_mnist_repeat_shows_each_mnist_training_image_more_often_and_holds_out_the_same_validation_images():
+    from training.config import TrainConfig
+    from training.splits import make_datasets
+
+    once, validation, _ = make_datasets(_three_sources(100, 40, 30), TrainConfig(validation_size=20))
+    twice, same_validation, _ = make_datasets(_three_sources(100, 40, 30), TrainConfig(validation_size=20, mnist_repeat=2))
+    assert np.bincount(twice.y, minlength=NOT_A_DIGIT + 1)[[1, 2, NOT_A_DIGIT]].tolist() == [160, 40, 30]
+    assert np.bincount(once.y, minlength=NOT_A_DIGIT + 1)[[1, 2, NOT_A_DIGIT]].tolist() == [80, 40, 30]
+    assert np.array_equal(validation.x, same_validation.x)
+    with pytest.raises(ValueError, match="mnist_repeat"):
+        TrainConfig(mnist_repeat=0)
+
+
 def test_a_limited_run_is_a_seeded_sample_of_every_source_not_the_first_images():
     from training.config import TrainConfig
     from training.splits import make_datasets

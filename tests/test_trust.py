@@ -166,6 +166,20 @@ def test_a_threshold_on_each_collection_bounds_the_mean_share_refused_so_a_small
     assert set(alike["threshold_on"]) == {"mnist", calibrate.COLLECTION + "hard"}
 
 
+def test_a_rule_that_needs_other_writers_falls_back_only_when_their_sets_were_skipped(caplog):
+    from training.config import TrainConfig
+    from training.train import threshold_rule
+
+    writers = {"test_unipen": (np.zeros((2, 28, 28), np.uint8), np.array([1, 2]))}
+    taught = TrainConfig(refusal_held_out="each-collection", missing_data="skip")
+    assert threshold_rule(taught, writers) == "each-collection"
+    assert threshold_rule(taught, {}) == "validation+generated"  # a user's machine with MNIST alone
+    assert "--data-dir" in caplog.text
+    asked = TrainConfig(refusal_held_out="each-collection")  # asked for by name: held_out_sets says what is missing
+    assert threshold_rule(asked, {}) == "each-collection"
+    assert threshold_rule(TrainConfig(refusal_held_out="validation", missing_data="skip"), {}) == "validation"
+
+
 def test_a_weighted_threshold_is_the_plain_one_when_every_digit_weighs_alike():
     from training.calibrate import choose_threshold
 

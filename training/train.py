@@ -36,7 +36,7 @@ from services.database import database_url, describe
 from services.model_store import open_registry
 from training import metrics
 from training.calibrate import calibrate, held_out_sets, other_writers
-from training.config import TrainConfig
+from training.config import WITH_WRITERS, TrainConfig
 from training.data import DataUnavailableError, Dataset, Split, load_datasets
 from training.distribute import (WorkerLostError, backup_callback, backup_dir_for, is_chief, make_strategy,
                                  prepare_backup, replicas, scaled_learning_rate, sharded_options)
@@ -442,6 +442,18 @@ def _fit(model, config: TrainConfig, inputs: TrainingInputs, strategy, chief: bo
     return backup.full_history or history.history, timer.seconds, backup.resumed_epoch
 
 
+def threshold_rule(config: TrainConfig, writers: dict) -> str:
+    """The held-out digits the refusal threshold is chosen on: the config's, or, when the other writers' sets were
+    skipped (--missing-data skip, as a gate taught by users' corrections replays its recipe with the sets the
+    machine has) and none is left, validation+generated, which needs none of them, said in the log."""
+    if config.refusal_held_out in WITH_WRITERS and not writers and config.missing_data == "skip":
+        log.warning("No other writers' digits to choose the refusal threshold on (--refusal-held-out %s): it is "
+                    "chosen on the validation split and generated digits instead (validation+generated). Pass "
+                    "--data-dir with the sets the model was trained on to keep its rule.", config.refusal_held_out)
+        return "validation+generated"
+    return config.refusal_held_out
+
+
 def evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, history: dict, timings: Timings,
                       card: ModelCard) -> ModelCard:
     """Measure, calibrate and write the model's whole set (model, card, LiteRT export, history, curves, reliability
@@ -459,7 +471,7 @@ def evaluate_and_save(model, config: TrainConfig, inputs: TrainingInputs, histor
         staged = work / output.name
         writers = other_writers({name: _arrays(split) for name, split in inputs.evaluation.items()
                                  if name != HOLDOUT_SPLIT})
-        held_out = held_out_sets(*_arrays(inputs.validation), config.seed, config.refusal_held_out, writers)
+        held_out = held_out_sets(*_arrays(inputs.validation), config.seed, threshold_rule(config, writers), writers)
         calibration = calibrate(probabilities, held_out, config.refusal_budget,
                                 companion_path(staged, "reliability.png"))
         model.save(staged)

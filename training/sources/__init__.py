@@ -40,8 +40,9 @@ def from_folder(name: str, kind: str, title: str, module, load: Loader, **flags)
     return Source(name, kind, title, from_files(load), f"Get {module.WHERE}.", **flags)
 
 
+MNIST = "mnist"  # the set every reader learns first (--mnist-repeat)
 SOURCES = {source.name: source for source in (
-    Source("mnist", DIGITS, "MNIST", mnist.mnist_sources, mnist.HOW_TO_PROVIDE),
+    Source(MNIST, DIGITS, "MNIST", mnist.mnist_sources, mnist.HOW_TO_PROVIDE),
     Source("emnist", DIGITS, "EMNIST Digits", emnist.emnist_sources, emnist.HOW_TO_PROVIDE),
     from_folder("ardis", DIGITS, "ARDIS (Swedish writers)", ardis, ardis.ardis, other_writers=True),
     from_folder("optdigits", DIGITS, "optdigits-orig (Turkish writers)", optdigits, optdigits.optdigits,
