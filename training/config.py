@@ -319,9 +319,10 @@ PRESETS = {
     "quick": Preset("Quick: compact CNN, 3 epochs (about a minute)", {"architecture": "compact", "epochs": 3}),
     "full": Preset("Full: the default deep CNN, 40 epochs (35-45 minutes on 2 cores)",
                    {"architecture": "deep", "epochs": 40},
-                   "MNIST (and the sets you tick) from scratch, as the shipped reader was trained. A reader that "
-                   "then learns real people's pen strokes for another 6 epochs (training/recipes/reader-real.json, "
-                   "about 35 minutes more) is measured but not shipped yet (docs/training.md)."),
+                   "MNIST (and the sets you tick) from scratch: the first of the shipped reader's two steps. "
+                   "The shipped reader then learnt real people's pen strokes for another 6 epochs "
+                   "(training/recipes/reader-real.json, about 35 minutes more, from the command line; "
+                   "docs/training.md)."),
     "finetune": Preset("Fine-tune: update the active model with the corrections, 3 epochs (2-3 minutes)",
                        {"fine_tune": True, "feedback": True, "fine_tune_epochs": 3},
                        "Starts from the active model and learns the {corrections} stored corrections, replaying "
