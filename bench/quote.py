@@ -341,8 +341,8 @@ def _refused_with_range(at: dict) -> list[str]:
             for key, _ in GATE_SOURCE_COLUMNS]
 
 
-def _bold_if_shipped(name: str, cells: list[str]) -> list[str]:
-    return [f"**{c}**" for c in cells] if name == "shipped" else cells
+def _bold_if_shipped(name: str, cells: list[str], shipped: str = "shipped") -> list[str]:
+    return [f"**{c}**" for c in cells] if name == shipped else cells
 
 
 def _gate_source_rows(names, points, source: str = "gate_sources", labels=GATE_SOURCE_NAMES) -> list[list[str]]:
@@ -423,9 +423,9 @@ def gate_sources_round7() -> str:
     for name, label in ROUND7_GATES.items():
         own = bench["variants"][name]["refused_at_own_threshold"]
         cells = [label, f"{bench['variants'][name]['own_threshold']:.3f}",
-                 pct((own["usps_canvas"] + own["usps_photo"]) / 2), pct(own["usps_canvas"]), pct(own["usps_photo"])]
-        rows.append([f"**{c}**" for c in cells + [pct(own[key], 1) for key, _ in GATE_SOURCE_COLUMNS]]
-                    if name == "blend-0.3" else cells + [pct(own[key], 1) for key, _ in GATE_SOURCE_COLUMNS])
+                 pct((own["usps_canvas"] + own["usps_photo"]) / 2), pct(own["usps_canvas"]), pct(own["usps_photo"]),
+                 *(pct(own[key], 1) for key, _ in GATE_SOURCE_COLUMNS)]
+        rows.append(_bold_if_shipped(name, cells, shipped="blend-0.3"))
     for name in ("each-0.15%", "blend-0.3"):
         at = bench["variants"][name][_shipped_point(bench)]
         rows.append([f"{ROUND7_GATES[name]}, where the gate before refuses USPS (chosen on USPS)",
