@@ -454,6 +454,19 @@ def doodles_all_refused(gate: str = "doodles-8", point: str = "at 0.75% of USPS 
     return ", ".join(name for name, share in by_category.items() if share == 1.0)
 
 
+def unipen_audit() -> str:
+    """UNIPEN's held-out digits read wrong at >= 90%: how many, and how many come from one contributor's writers."""
+    sets = results("unipen_audit")["sets"]
+
+    def one(name: str, where: str) -> str:
+        row = sets[name]
+        top, count = next(iter(row["by_contributor"].items()), ("none", 0))
+        return (f"{row['wrong_confident_count']} of {row['n']:,} {where} ({pct(row['wrong_confident'])}), "
+                f"{count} of them by {top.upper()}'s writers")
+
+    return f"{one('unipen_canvas', 'on the canvas')}; {one('unipen_paper', 'on paper')}"
+
+
 CANDIDATE_SETS = (("mnist_test", "MNIST test"), ("usps_photo", "USPS scans"), ("usps_canvas", "USPS on the canvas"),
                   ("unipen_canvas", "UNIPEN held-out writers, canvas"),
                   ("unipen_paper", "UNIPEN held-out writers, paper"),
@@ -617,6 +630,7 @@ FIGURES: dict[str, Callable[[], str]] = {
     "why-digits": lambda: str(results("why")["digits"]),
     "doodles-through": doodles_through,
     "doodles-all-refused": doodles_all_refused,
+    "unipen-audit": unipen_audit,
     "smileys-one": lambda: pct(results("smileys")["one_digit_claimed"], 1),
     "smileys-number": lambda: pct(results("smileys")["number_claimed"], 1),
     "threshold": lambda: f"{card()['calibration']['threshold']:.2f}",
