@@ -467,6 +467,14 @@ def unipen_audit() -> str:
     return f"{one('unipen_canvas', 'on the canvas')}; {one('unipen_paper', 'on paper')}"
 
 
+def unipen_agreement(shown: int = 3, at_least: int = 100) -> str:
+    """The contributors (of `at_least` digits) whose digits a reader that never saw UNIPEN reads as labelled
+    least often."""
+    rows = [(name, row) for name, row in results("unipen_audit")["second_opinion_agrees_by_contributor"].items()
+            if row["n"] >= at_least]
+    return ", ".join(f"{name.upper()} {pct(row['agrees'], 1)} of {row['n']:,}" for name, row in rows[:shown])
+
+
 CANDIDATE_SETS = (("mnist_test", "MNIST test"), ("usps_photo", "USPS scans"), ("usps_canvas", "USPS on the canvas"),
                   ("unipen_canvas", "UNIPEN held-out writers, canvas"),
                   ("unipen_paper", "UNIPEN held-out writers, paper"),
@@ -631,6 +639,7 @@ FIGURES: dict[str, Callable[[], str]] = {
     "doodles-through": doodles_through,
     "doodles-all-refused": doodles_all_refused,
     "unipen-audit": unipen_audit,
+    "unipen-agreement": unipen_agreement,
     "smileys-one": lambda: pct(results("smileys")["one_digit_claimed"], 1),
     "smileys-number": lambda: pct(results("smileys")["number_claimed"], 1),
     "threshold": lambda: f"{card()['calibration']['threshold']:.2f}",

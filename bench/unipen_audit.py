@@ -78,6 +78,19 @@ def audit(name: str, recognizer: Recognizer, second: Recognizer | None, indices,
     return row, [readings[i].model_input for i in wrong]
 
 
+def agreement_by_contributor(second: Recognizer) -> dict[str, dict]:
+    """How often the second opinion reads each contributor's digits (all writers, the file's own 28x28 pictures)
+    as labelled: a contributor far below the others has samples that are not the labelled digit."""
+    with np.load(DIGITS_FILE, allow_pickle=False) as arrays:
+        images, labels = arrays["images"], arrays["labels"].astype(int)
+        contributor, names = arrays["contributor"], arrays["contributors"]
+    read = second.probabilities(images).argmax(axis=1)
+    rows = {str(names[c]): {"n": int((contributor == c).sum()),
+                            "agrees": float((read[contributor == c] == labels[contributor == c]).mean())}
+            for c in np.unique(contributor)}
+    return dict(sorted(rows.items(), key=lambda item: item[1]["agrees"]))
+
+
 def contact_sheet(images: list[np.ndarray], answers: list[dict], path: Path, columns: int = 12) -> None:
     """The pictures the reader saw, each marked label > read (red: the second opinion reads it so too)."""
     tiles = []
@@ -117,7 +130,9 @@ def main() -> int:
                                    "model_version": recognizer.card.version,
                                    "second_opinion": project_relative(args.second_opinion) if second else None,
                                    "second_opinion_version": second.card.version if second else None,
-                                   "contact_sheet": project_relative(sheet), "sets": results})
+                                   "contact_sheet": project_relative(sheet), "sets": results,
+                                   "second_opinion_agrees_by_contributor":
+                                       agreement_by_contributor(second) if second else None})
     return 0
 
 
