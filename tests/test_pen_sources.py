@@ -239,39 +239,6 @@ def test_the_canvas_render_draws_with_the_apps_pen_inside_the_canvas_and_frames_
     assert render.canvas_pen(np.random.default_rng(2)) in range(4, 41)
 
 
-def test_writing_styles_slash_a_zero_flag_a_one_bar_a_seven_and_leave_other_digits_and_held_out_renders_alone():
-    rng = np.random.default_rng(3)
-    zero = [np.array(stroke, float) * 100 for stroke in SHAPES["O"]]
-    slashed = render.writing_style(zero, 0, rng)
-    assert len(slashed) == 2 and slashed[0] is zero[0]
-    (right, top), (left, bottom) = slashed[1]
-    assert right >= 100 and top <= 0 and left <= 0 and bottom >= 100  # corner to corner, through the ring
-    one = [np.array([[50.0, 0.0], [50.0, 100.0]])]
-    flagged = render.writing_style(one, 1, np.random.default_rng(4))
-    flag = flagged[1]
-    assert np.array_equal(flag[1], [50.0, 0.0]) and flag[0][0] < 50 and flag[0][1] > 0  # down-left from the top
-    assert all(len(render.writing_style(one, 1, np.random.default_rng(seed))) in (2, 3) for seed in range(10))
-    seven = [np.array([[0.0, 0.0], [100.0, 0.0], [40.0, 100.0]])]
-    bar = render.writing_style(seven, 7, np.random.default_rng(5))[1]
-    assert abs(bar[0][1] - bar[1][1]) < 1e-9 and bar[0][0] < 70 < bar[1][0]  # level, across the stem (x 61-70)
-    four = [np.array(stroke, float) for stroke in DIGIT_STYLES[4][0]]
-    assert render.writing_style(four, 4, rng) == four
-    assert {0, 1, 7} == set(render.STYLED_DIGITS) and 0 < pen.STYLE_SHARE < 1
-    # a share of a 0's training renders are slashed (ink through the ring's hollow middle); held-out renders
-    # (share 0, the default) never are, and are drawn as before
-    drawings = pen.Drawings(stroke_arrays([SHAPES["O"]] * 60))
-    indices, labels = np.arange(60), np.zeros(60, np.uint8)
-
-    def slashed_share(images):
-        return float((images[:, 13:15, 13:15].max(axis=(1, 2)) > 100).mean())
-
-    plain, _ = pen.render(drawings, indices, labels, 1, seed=9, where="canvas")
-    styled, _ = pen.render(drawings, indices, labels, 1, seed=9, where="canvas", style_share=0.5)
-    assert slashed_share(plain) == 0.0 and 0.3 <= slashed_share(styled) <= 0.7
-    again, _ = pen.render(drawings, indices, labels, 1, seed=9, where="canvas", style_share=0.0)
-    assert np.array_equal(plain, again)
-
-
 def test_the_paper_render_is_a_photo_of_dark_ink_that_the_app_frames_and_a_tap_is_a_dot():
     strokes = [np.array(stroke, float) * 100 for stroke in DIGIT_STYLES[4][0]]
     photo = render.rendered(strokes, np.random.default_rng(0), "paper")

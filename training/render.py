@@ -63,40 +63,6 @@ def jitter(strokes: Strokes, rng: np.random.Generator, degrees: float = 8.0, she
     return [(stroke - centre) @ matrix.T + centre + rng.normal(0, drift * size, 2) for stroke in strokes]
 
 
-# Styles many writers use that few of the training writers did (issue 32): a slashed zero, a one with a flag and a
-# base, a seven with a bar through its stem. Held-out UNIPEN writers' slashed zeros and flagged ones were most of
-# its zeros and ones read wrong or refused.
-STYLED_DIGITS = (0, 1, 7)
-
-
-def writing_style(strokes: Strokes, digit: int, rng: np.random.Generator) -> Strokes:
-    """The digit's strokes with the pen strokes of another way of writing it added: a slash through a 0 (Ø), a
-    flag (and sometimes a base) on a 1, a bar through a 7's stem. Other digits are returned as they are."""
-    low, high = _bounds(strokes)
-    width, height = np.maximum(high - low, 1e-6)
-    if digit == 0:
-        overshoot = rng.uniform(0.0, 0.15, 2)
-        return strokes + [np.array([[high[0] + overshoot[0] * width, low[1] - overshoot[1] * height],
-                                    [low[0] - overshoot[1] * width, high[1] + overshoot[0] * height]])]
-    if digit == 1:
-        every = np.concatenate(strokes)
-        top, bottom = every[np.argmin(every[:, 1])], every[np.argmax(every[:, 1])]
-        flag = top + height * np.array([-rng.uniform(0.2, 0.45), rng.uniform(0.15, 0.35)])
-        added = [np.stack([flag, top])]
-        if rng.random() < 0.5:
-            half = height * rng.uniform(0.15, 0.3)
-            added.append(np.array([[bottom[0] - half, bottom[1]], [bottom[0] + half, bottom[1]]]))
-        return strokes + added
-    if digit == 7:
-        every = np.concatenate(strokes)
-        middle = low[1] + height * rng.uniform(0.45, 0.6)
-        near = every[np.abs(every[:, 1] - middle) <= 0.1 * height]
-        stem = float(np.median(near[:, 0])) if len(near) else (low[0] + high[0]) / 2
-        half = max(width, height) * rng.uniform(0.12, 0.22)
-        return strokes + [np.array([[stem - half, middle], [stem + half, middle]])]
-    return strokes
-
-
 def _placed(strokes: Strokes, longest: float, left: float, top: float) -> tuple[Strokes, float]:
     """The strokes scaled so the drawing's longer side is `longest`, its box at (left, top)."""
     low, high = _bounds(strokes)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from model.constants import INPUT_SIZE, NOT_A_DIGIT
-from training.render import STYLED_DIGITS, model_input, strokes_of, writing_style
+from training.render import model_input, strokes_of
 from training.sources.base import FormatError, Split, check_split, find_file, verify_sha256
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,9 @@ RENDERS_PER_OTHER = 1  # each training non-digit: there are many, of many kinds
 # (drawn once, the gate's held-out categories refused did not move: 72.4 -> 71.5%, docs/reliability.md)
 RENDERS_PER_DOODLE = 8
 CANVAS_SHARE = 0.7  # of the renders; the rest are ink on paper, photographed
-STYLE_SHARE = 0.25  # of the training renders of a 0, 1 or 7: slashed, flagged, barred (training.render.writing_style)
 # Names a cache of renders: change it when the renders change (v3: preprocessing's wider paper-light kernel and
-# higher contrast floor frame photographed renders differently; v4: STYLE_SHARE).
-RENDER_TAG = f"r{RENDERS_PER_DIGIT}x{RENDERS_PER_OTHER}x{RENDERS_PER_DOODLE}-v4"
+# higher contrast floor frame photographed renders differently).
+RENDER_TAG = f"r{RENDERS_PER_DIGIT}x{RENDERS_PER_OTHER}x{RENDERS_PER_DOODLE}-v3"
 STROKE_ARRAYS = ("stroke_points", "stroke_point_offsets", "sample_stroke_offsets", "labels", "classes")
 # Letters written like a digit (the UNIPEN README's list; Chars74K has no flags of its own): never "not a digit".
 LOOKALIKE_LETTERS = frozenset("OoDQIliJjZzSsbGTtBgqay")
@@ -83,11 +82,9 @@ class Drawings:
 
 
 def render(drawings: Drawings, indices: np.ndarray, labels: np.ndarray, renders: int, seed: int,
-           canvas_share: float = CANVAS_SHARE, where: str | None = None,
-           style_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+           canvas_share: float = CANVAS_SHARE, where: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each drawing rendered `renders` times -> (M, 28, 28) uint8 model inputs and their labels. A render the app
-    would find no ink in (a dot, a tiny mark) is left out, as the app would give no answer for it. `style_share` of
-    the renders of a STYLED_DIGITS digit are written in another way (training.render.writing_style)."""
+    would find no ink in (a dot, a tiny mark) is left out, as the app would give no answer for it."""
     rng = np.random.default_rng(seed)
     images, kept = [], []
     for index, label in zip(indices.tolist(), labels.tolist()):
@@ -96,8 +93,7 @@ def render(drawings: Drawings, indices: np.ndarray, labels: np.ndarray, renders:
             continue
         for _ in range(renders):
             place = where or ("canvas" if rng.random() < canvas_share else "paper")
-            styled = style_share and label in STYLED_DIGITS and rng.random() < style_share
-            image = model_input(writing_style(strokes, label, rng) if styled else strokes, rng, place)
+            image = model_input(strokes, rng, place)
             if image is not None:
                 images.append(image)
                 kept.append(label)
@@ -111,8 +107,7 @@ def rendered_splits(drawings: Drawings, train: np.ndarray, test: np.ndarray, lab
     """The training drawings rendered `renders` times each (canvas and paper), the held-out ones once on the
     canvas; labels are digits, or NOT_A_DIGIT for a source of other things."""
     not_digits = bool(len(labels)) and int(labels.max()) == NOT_A_DIGIT
-    x_train, y_train = render(drawings, np.flatnonzero(train), labels[train], renders, RENDER_SEED,
-                              style_share=0.0 if not_digits else STYLE_SHARE)
+    x_train, y_train = render(drawings, np.flatnonzero(train), labels[train], renders, RENDER_SEED)
     x_test, y_test = render(drawings, np.flatnonzero(test), labels[test], 1, RENDER_SEED + 1, where="canvas")
     log.info("%s: %d training drawings rendered %d times -> %d images; %d held out", where, int(train.sum()),
              renders, len(y_train), len(y_test))
