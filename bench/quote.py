@@ -552,6 +552,13 @@ def candidates_round7_reader_blend() -> str:
         "r5m-blend-0.3 + gate blend-0.3": "the fine-tuned reader blended with 0.3 of the one before"})
 
 
+def candidates_round9() -> str:
+    return candidates("candidates_round9", {
+        "shipped + gate shipped": "**shipped pair**", "styled + gate shipped": "reader with the styles, gate shipped",
+        "shipped + gate styled": "shipped reader, gate with the styles",
+        "styled + gate styled": "both with the styles"})
+
+
 def finetune() -> str:
     bench = results("feedback_finetune")
     digit, before = str(bench["style_digit"]), bench["calculator_digits_before"]
@@ -685,7 +692,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "gate-sources-round6": gate_sources_round6, "candidates-round6": candidates_round6,
     "gate-sources-round7": gate_sources_round7, "candidates-round7": candidates_round7,
     "candidates-round7-reader": candidates_round7_reader,
-    "candidates-round7-reader-blend": candidates_round7_reader_blend,
+    "candidates-round7-reader-blend": candidates_round7_reader_blend, "candidates-round9": candidates_round9,
 }
 
 
