@@ -7,7 +7,8 @@ collected it), stroke count and bar flag (../shared/data/unipen/README.md). With
 that never saw UNIPEN (MNIST alone: `python -m training`) reads the same picture, and each answer says whether
 it, too, reads the shipped reader's digit at >= 90%. Two networks trained apart agreeing is a hint that the ink
 is not the labelled digit (a single loop labelled 8), not a proof: a style MNIST lacks (a 1 with a flag and a
-base) fools both. Issue 32 is judged on the labels as they are. Writes bench/results/unipen_audit.json and a contact sheet of the answers,
+base) fools both. Issue 32 is judged on the labels as they are. Writes
+bench/results/unipen_audit.json and the answers' pictures (training.reports.plot_worst),
 bench/results/unipen_audit.png. Usage:
 
     .venv/bin/python bench/unipen_audit.py [--model model/digits.keras] [--second-opinion runs/mnist/digits.keras]
@@ -20,7 +21,6 @@ import collections
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,28 +30,31 @@ from bench import trust  # noqa: E402
 from bench.report import RESULTS, project_relative, write_results  # noqa: E402
 from model.artifacts import SHIPPED_MODEL  # noqa: E402
 from model.inference import Recognizer  # noqa: E402
+from training.reports import plot_worst  # noqa: E402
 
 SETS = ("unipen_canvas", "unipen_paper")
 DIGITS_FILE = trust.SHARED / "unipen" / "unipen-digits.npz"
-TILE = 56
 
 
 def sample_facts() -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The held-out samples' indices in the digits file (in the order bench/trust.py draws them) and the file's
-    per-sample facts."""
+    per-sample facts, read once (unipen.digits_part has checked the file's checksum)."""
     from training.sources import unipen
 
     _, indices, _ = unipen.digits_part(trust.SHARED, held_out=True)
     with np.load(DIGITS_FILE, allow_pickle=False) as arrays:
-        facts = {key: arrays[key] for key in ("source", "contributor", "n_strokes", "line_like", "writer")}
-        facts["contributor_name"] = arrays["contributors"][facts["contributor"]]
+        facts = {key: arrays[key] for key in ("source", "contributor", "n_strokes", "line_like", "writer", "images",
+                                              "labels")}
+        facts["contributors"] = arrays["contributors"]
+        facts["contributor_name"] = facts["contributors"][facts["contributor"]]
     return indices, facts
 
 
-def audit(name: str, recognizer: Recognizer, second: Recognizer | None, indices, facts) -> tuple[dict, list]:
-    readings, expected = trust.read_set(recognizer, trust.pen_sets(trust.SEED)[name])
+def audit(cases, recognizer: Recognizer, second: Recognizer | None, indices, facts) -> tuple[dict, list]:
+    """One set's answers wrong at >= 90%, each with its sample's facts; and the readings behind them."""
+    readings, expected = trust.read_set(recognizer, cases)
     if len(readings) != len(indices):
-        raise RuntimeError(f"{name}: {len(readings)} readings for {len(indices)} held-out samples")
+        raise RuntimeError(f"{len(readings)} readings for {len(indices)} held-out samples")
     wrong = [i for i, (reading, truth) in enumerate(zip(readings, expected))
              if reading.digit is not None and reading.digit != truth and reading.confidence >= trust.CONFIDENT]
     seconds = second.probabilities(np.stack([readings[i].model_input for i in wrong])) if second and wrong else None
@@ -69,42 +72,24 @@ def audit(name: str, recognizer: Recognizer, second: Recognizer | None, indices,
                                            and answer["second_confidence"] >= trust.CONFIDENT)
         answers.append(answer)
     n = len(readings)
-    agreed = sum(a.get("second_agrees", False) for a in answers)
     row = {"n": n, "wrong_confident": len(answers) / n, "wrong_confident_count": len(answers),
            "by_contributor": dict(collections.Counter(a["contributor"] for a in answers).most_common()),
            "answers": answers}
     if second:
-        row["second_agrees_count"] = agreed
-    return row, [readings[i].model_input for i in wrong]
+        row["second_agrees_count"] = sum(a["second_agrees"] for a in answers)
+    return row, [readings[i] for i in wrong]
 
 
-def agreement_by_contributor(second: Recognizer) -> dict[str, dict]:
+def agreement_by_contributor(second: Recognizer, facts: dict[str, np.ndarray]) -> dict[str, dict]:
     """How often the second opinion reads each contributor's digits (all writers, the file's own 28x28 pictures)
     as labelled: a contributor far below the others has samples that are not the labelled digit."""
-    with np.load(DIGITS_FILE, allow_pickle=False) as arrays:
-        images, labels = arrays["images"], arrays["labels"].astype(int)
-        contributor, names = arrays["contributor"], arrays["contributors"]
-    read = second.probabilities(images).argmax(axis=1)
-    rows = {str(names[c]): {"n": int((contributor == c).sum()),
-                            "agrees": float((read[contributor == c] == labels[contributor == c]).mean())}
-            for c in np.unique(contributor)}
+    read = second.probabilities(facts["images"]).argmax(axis=1)
+    labels, contributor = facts["labels"].astype(int), facts["contributor"]
+    rows = {}
+    for c in np.unique(contributor):
+        mine = contributor == c
+        rows[str(facts["contributors"][c])] = {"n": int(mine.sum()), "agrees": float((read[mine] == labels[mine]).mean())}
     return dict(sorted(rows.items(), key=lambda item: item[1]["agrees"]))
-
-
-def contact_sheet(images: list[np.ndarray], answers: list[dict], path: Path, columns: int = 12) -> None:
-    """The pictures the reader saw, each marked label > read (red: the second opinion reads it so too)."""
-    tiles = []
-    for image, answer in zip(images, answers):
-        tile = cv2.cvtColor(255 - cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
-        colour = (0, 0, 200) if answer.get("second_agrees") else (0, 120, 0)
-        cv2.putText(tile, f"{answer['label']}>{answer['read']}", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
-        tiles.append(cv2.copyMakeBorder(tile, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(160, 160, 160)))
-    if not tiles:
-        return
-    blank = np.full_like(tiles[0], 255)
-    tiles += [blank] * (-len(tiles) % columns)
-    rows = [np.hstack(tiles[r:r + columns]) for r in range(0, len(tiles), columns)]
-    cv2.imwrite(str(path), np.vstack(rows))
 
 
 def main() -> int:
@@ -116,23 +101,26 @@ def main() -> int:
     recognizer = Recognizer(args.model)
     second = Recognizer(args.second_opinion, gate=False) if args.second_opinion else None
     indices, facts = sample_facts()
-    results, sheet_images, sheet_answers = {}, [], []
+    drawn = trust.pen_sets(trust.SEED)  # generators: only the sets audited are drawn
+    results, shown = {}, []
     for name in SETS:
-        results[name], images = audit(name, recognizer, second, indices, facts)
-        sheet_images += images
-        sheet_answers += results[name]["answers"]
+        results[name], readings = audit(drawn[name], recognizer, second, indices, facts)
+        shown += zip(readings, results[name]["answers"])
         row = results[name]
         print(f"{name}: wrong at >= 90% {row['wrong_confident']:.2%} ({row['wrong_confident_count']} of {row['n']})"
-              + (f", the second opinion reads {row['second_agrees_count']} so too" if second else "") + f"; by contributor {row['by_contributor']}")
+              + (f", the second opinion reads {row['second_agrees_count']} so too" if second else "")
+              + f"; by contributor {row['by_contributor']}")
     sheet = RESULTS / "unipen_audit.png"
-    contact_sheet(sheet_images, sheet_answers, sheet)
+    if shown:
+        plot_worst(np.stack([r.model_input for r, _ in shown]), [a["label"] for _, a in shown],
+                   [a["read"] for _, a in shown], [a["confidence"] for _, a in shown], sheet, columns=12)
     write_results("unipen_audit", {"model": project_relative(args.model),
                                    "model_version": recognizer.card.version,
                                    "second_opinion": project_relative(args.second_opinion) if second else None,
                                    "second_opinion_version": second.card.version if second else None,
                                    "contact_sheet": project_relative(sheet), "sets": results,
                                    "second_opinion_agrees_by_contributor":
-                                       agreement_by_contributor(second) if second else None})
+                                       agreement_by_contributor(second, facts) if second else None})
     return 0
 
 
