@@ -19,6 +19,7 @@ tests/test_quoted_figures.py runs the check: a quoted figure that differs from i
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import statistics
@@ -500,63 +501,46 @@ def candidates(name: str, pairs: dict[str, str], margin: str = "0.15") -> str:
     return table(["set (right / refused / wrong at ≥ 90%, %)", *pairs.values()], rows)
 
 
-def candidates_round3() -> str:
-    return candidates("candidates_round3", {
+_ROUND5_GATE = "gate fine-tune-15-budget-0.15%"
+# Each bench/candidates.py results file quoted, and the pairs its table shows (the column heads): one table each,
+# named like its file ("candidates_round3" -> "candidates-round3").
+CANDIDATE_TABLES: dict[str, dict[str, str]] = {
+    "candidates_round3": {
         "shipped + gate shipped": "shipped pair", "half-rate + gate shipped": "reader at half the rate, shipped gate",
         "deskew + gate shipped": "deskewing reader, shipped gate",
         "shipped + gate quarter-generated": "shipped reader, new gate",
-        "half-rate + gate quarter-generated": "reader at half the rate, new gate"})
-
-
-def candidates_round4() -> str:
-    return candidates("candidates_round4", {
+        "half-rate + gate quarter-generated": "reader at half the rate, new gate"},
+    "candidates_round4": {
         "shipped + gate shipped": "shipped pair", "blend-0.5 + gate shipped": "blended reader, shipped gate",
         "fine-tune + gate shipped": "fine-tuned reader, shipped gate",
         "blend-0.5 + gate none": "blended reader alone", "shipped + gate none": "shipped reader alone",
         "blend-0.5 + gate blend-0.3": "blended reader, gate blended at 0.3",
-        "blend-0.5 + gate fine-tune": "blended reader, fine-tuned gate"})
-
-
-def candidates_round5() -> str:
-    new_gate = "gate fine-tune-15-budget-0.15%"
-    return candidates("candidates_round5", {
-        "shipped + gate shipped": "shipped pair", f"shipped + {new_gate}": "shipped reader, new gate at 0.15%",
-        f"fine-tune + {new_gate}": "fine-tuned reader, new gate at 0.15%",
-        f"blend-0.5 + {new_gate}": "blended reader, new gate at 0.15%",
-        "fine-tune + gate fine-tune-15": "fine-tuned reader, new gate at its card's 0.3%"})
-
-
-def candidates_round6() -> str:
-    return candidates("candidates_round6", {
+        "blend-0.5 + gate fine-tune": "blended reader, fine-tuned gate"},
+    "candidates_round5": {
+        "shipped + gate shipped": "shipped pair", f"shipped + {_ROUND5_GATE}": "shipped reader, new gate at 0.15%",
+        f"fine-tune + {_ROUND5_GATE}": "fine-tuned reader, new gate at 0.15%",
+        f"blend-0.5 + {_ROUND5_GATE}": "blended reader, new gate at 0.15%",
+        "fine-tune + gate fine-tune-15": "fine-tuned reader, new gate at its card's 0.3%"},
+    "candidates_round6": {
         "shipped + gate shipped": "shipped pair", "shipped + gate each-0.15%": "shipped reader, new gate at 0.15%",
         "fine-tune + gate shipped": "fine-tuned reader, shipped gate",
-        "fine-tune + gate each-0.15%": "fine-tuned reader, new gate at 0.15%"})
-
-
-def candidates_round7() -> str:
-    return candidates("candidates_round7", {
+        "fine-tune + gate each-0.15%": "fine-tuned reader, new gate at 0.15%"},
+    "candidates_round7": {
         "shipped + gate shipped": "pair before", "shipped + gate each-0.15%": "shipped reader, new gate unblended",
-        "shipped + gate blend-0.3": "**shipped pair now** (the blended gate)"})
-
-
-def candidates_round7_reader() -> str:
-    return candidates("candidates_round7_reader", {
-        "shipped + gate blend-0.3": "shipped pair now", "r5m + gate blend-0.3": "reader fine-tuned (MNIST twice), new gate",
+        "shipped + gate blend-0.3": "**shipped pair now** (the blended gate)"},
+    "candidates_round7_reader": {
+        "shipped + gate blend-0.3": "shipped pair now",
+        "r5m + gate blend-0.3": "reader fine-tuned (MNIST twice), new gate",
         "r5m + gate shipped": "the same reader, gate before", "shipped + gate none": "shipped reader alone",
-        "r5m + gate none": "fine-tuned reader alone"})
-
-
-def candidates_round7_reader_blend() -> str:
-    return candidates("candidates_round7_reader_blend", {
+        "r5m + gate none": "fine-tuned reader alone"},
+    "candidates_round7_reader_blend": {
         "shipped + gate blend-0.3": "shipped pair now", "r5m + gate blend-0.3": "fine-tuned reader, gate now",
-        "r5m-blend-0.3 + gate blend-0.3": "the fine-tuned reader blended with 0.3 of the one before"})
-
-
-def candidates_round9() -> str:
-    return candidates("candidates_round9", {
+        "r5m-blend-0.3 + gate blend-0.3": "the fine-tuned reader blended with 0.3 of the one before"},
+    "candidates_round9": {
         "shipped + gate shipped": "**shipped pair**", "styled + gate shipped": "reader with the styles, gate shipped",
         "shipped + gate styled": "shipped reader, gate with the styles",
-        "styled + gate styled": "both with the styles"})
+        "styled + gate styled": "both with the styles"},
+}
 
 
 def finetune() -> str:
@@ -686,13 +670,12 @@ TABLES: dict[str, Callable[[], str]] = {
     "gate-tradeoff": gate_tradeoff, "gate-feedback": gate_feedback, "store-speed": store_speed,
     "gate-scores": gate_scores, "gate-sources-compare": gate_sources_compare,
     "gate-sources-ablation": gate_sources_ablation,
-    "candidates-round3": candidates_round3,
-    "candidates-round4": candidates_round4, "gate-sources-round4": gate_sources_round4,
-    "gate-sources-round5": gate_sources_round5, "candidates-round5": candidates_round5,
-    "gate-sources-round6": gate_sources_round6, "candidates-round6": candidates_round6,
-    "gate-sources-round7": gate_sources_round7, "candidates-round7": candidates_round7,
-    "candidates-round7-reader": candidates_round7_reader,
-    "candidates-round7-reader-blend": candidates_round7_reader_blend, "candidates-round9": candidates_round9,
+    "gate-sources-round4": gate_sources_round4,
+    "gate-sources-round5": gate_sources_round5,
+    "gate-sources-round6": gate_sources_round6,
+    "gate-sources-round7": gate_sources_round7,
+    **{name.replace("_", "-"): functools.partial(candidates, name, pairs)
+       for name, pairs in CANDIDATE_TABLES.items()},
 }
 
 

@@ -88,7 +88,8 @@ def agreement_by_contributor(second: Recognizer, facts: dict[str, np.ndarray]) -
     rows = {}
     for c in np.unique(contributor):
         mine = contributor == c
-        rows[str(facts["contributors"][c])] = {"n": int(mine.sum()), "agrees": float((read[mine] == labels[mine]).mean())}
+        rows[str(facts["contributors"][c])] = {"n": int(mine.sum()),
+                                               "agrees": float((read[mine] == labels[mine]).mean())}
     return dict(sorted(rows.items(), key=lambda item: item[1]["agrees"]))
 
 
